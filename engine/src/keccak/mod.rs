@@ -1,0 +1,1 @@
+//! The Keccak family (owned by the keccak work; see FACTS §1).

@@ -1,0 +1,25 @@
+//! # dktp — the DKTP engine
+//!
+//! A sans-IO implementation of DKTP 1.0a (the Dual-Key Tunnelling Protocol), byte-compatible
+//! with the public C reference. No sockets, no clock, no OS randomness: time, randomness and
+//! output buffers are arguments.
+//!
+//! ## Crate map (data flows top to bottom)
+//!
+//! | module | what it is |
+//! |---|---|
+//! | [`backend`] | CPU feature detection, the `DKTP_BACKEND` override, the [`Backend`] enum |
+//! | [`keccak`] | Keccak-f\[1600\], SHA3, SHAKE, cSHAKE, KMAC (incl. the rate-72 "512" family and the reference's KMAC finalize quirk), multi-lane permutations |
+//! | [`rijndael`] | Rijndael-256 (256-bit block) block function and CTR keystream, one implementation per backend |
+//! | [`rcs`] | RCS-256 / RCS-512: Rijndael-256 CTR + KMAC tag, a stateful authenticated channel |
+//!
+//! Secrets zeroize on drop and never print; secret-dependent work is constant time.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod keccak;
+pub mod rcs;
+pub mod rijndael;
+
+pub use backend::{Backend, BackendError};

@@ -1,0 +1,2 @@
+//! The `dktp` binary.
+fn main() {}

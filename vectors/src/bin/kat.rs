@@ -1,0 +1,2 @@
+//! `kat`: runs known-answer vector files.
+fn main() {}
