@@ -6,8 +6,6 @@
 //! the shared one, and the ternary-logic immediates are the constants the scalar test instance
 //! (which emulates `vpternlogq` bit by bit) also uses.
 #![allow(unsafe_code)]
-// AVX-512 intrinsics and the `avx512f` target feature are stable since Rust 1.89.
-#![allow(clippy::incompatible_msrv)]
 
 use core::arch::x86_64::{
     __m512i, _mm512_loadu_si512, _mm512_rol_epi64, _mm512_set1_epi64, _mm512_storeu_si512,

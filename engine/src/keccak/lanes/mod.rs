@@ -14,7 +14,10 @@
 mod rounds;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+// AVX-512 intrinsics and the `avx512f` target feature are stable since Rust 1.89 (the
+// workspace declares 1.85).
 #[cfg(target_arch = "x86_64")]
+#[clippy::msrv = "1.89"]
 mod avx512;
 
 use core::fmt;

@@ -66,6 +66,8 @@ macro_rules! t_chi {
     };
 }
 
+// The shared text writes `a = iota!(a, rc)` so vector backends can use it too.
+#[allow(clippy::assign_op_pattern)]
 fn scalar_rounds(mut a: [u64; LANES]) -> [u64; LANES] {
     keccak_f1600_rounds!(
         a,
@@ -78,6 +80,7 @@ fn scalar_rounds(mut a: [u64; LANES]) -> [u64; LANES] {
     a
 }
 
+#[allow(clippy::assign_op_pattern)]
 fn ternlog_rounds(mut a: [u64; LANES]) -> [u64; LANES] {
     keccak_f1600_rounds!(
         a,
