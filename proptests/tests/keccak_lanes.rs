@@ -71,7 +71,11 @@ fn job() -> impl Strategy<Value = Job> {
 
 /// Runs the jobs sequentially and batched on `b` (two batched calls, with a tag in between, so
 /// the streaming state after a batch is exercised); returns both sets of tags.
-fn run<const RATE: usize>(b: LaneBackend, jobs: &[Job], tag_len: usize) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+fn run<const RATE: usize>(
+    b: LaneBackend,
+    jobs: &[Job],
+    tag_len: usize,
+) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let start = |j: &Job| {
         let mut m = Kmac::<RATE>::new(&j.key, &j.custom);
         m.update(&j.before);

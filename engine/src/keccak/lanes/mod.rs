@@ -26,6 +26,7 @@ use super::{LANES, f1600, kmac::Kmac};
 use crate::backend::Backend;
 
 /// The Keccak-f\[1600\] round constants (FIPS 202 §3.2.5), for the lane kernels.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) const RC: [u64; 24] = [
     0x0000_0000_0000_0001,
     0x0000_0000_0000_8082,
