@@ -62,7 +62,10 @@ mod cpu {
     //! CPU feature probes; `get()` is cached by cpufeatures.
     cpufeatures::new!(aesni, "aes", "sse2", "ssse3", "sse4.1");
     cpufeatures::new!(avx2, "avx2");
-    cpufeatures::new!(vaes256, "aes", "avx2", "vaes");
+    // cpufeatures 0.3 ties "vaes" to AVX-512 (zmm) OS state, which hides VAES-256 on CPUs
+    // without AVX-512 (AMD Zen 3); std's detector checks VAES on its own, so the 256-bit
+    // backend asks std for that one bit.
+    cpufeatures::new!(vaes256, "aes", "avx2");
     cpufeatures::new!(avx512, "avx512f");
     cpufeatures::new!(vaes512, "aes", "avx2", "vaes", "avx512f", "avx512bw");
     cpufeatures::new!(vaes512vbmi, "aes", "avx2", "vaes", "avx512f", "avx512bw", "avx512vbmi");
@@ -74,7 +77,7 @@ mod cpu {
         avx2::get()
     }
     pub fn has_vaes256() -> bool {
-        vaes256::get()
+        vaes256::get() && std::is_x86_feature_detected!("vaes")
     }
     pub fn has_avx512() -> bool {
         avx512::get()
