@@ -1,0 +1,275 @@
+//! Several independent Keccak-f\[1600\] permutations at once, and batched KMAC absorption.
+//!
+//! | [`LaneBackend`] | x4 | x8 |
+//! |---|---|---|
+//! | `Portable` | 4 scalar [`f1600`] | 8 scalar [`f1600`] |
+//! | `Avx2` | one `__m256i` per lane word | two x4 |
+//! | `Avx512` | the AVX2 x4 | one `__m512i` per lane word (`vprolq`, `vpternlogq`) |
+//!
+//! Every backend computes exactly what the scalar permutation computes (property tests in
+//! `proptests/tests/keccak_lanes.rs`). A backend the CPU lacks is never run: asking for one
+//! falls back to the fastest available backend below it.
+
+#[macro_use]
+mod rounds;
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+// AVX-512 intrinsics and the `avx512f` target feature are stable since Rust 1.89 (the
+// workspace declares 1.85).
+#[cfg(target_arch = "x86_64")]
+#[clippy::msrv = "1.89"]
+mod avx512;
+
+use core::fmt;
+
+use super::{LANES, f1600, kmac::Kmac};
+use crate::backend::Backend;
+
+/// The Keccak-f\[1600\] round constants (FIPS 202 §3.2.5), for the lane kernels.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) const RC: [u64; 24] = [
+    0x0000_0000_0000_0001,
+    0x0000_0000_0000_8082,
+    0x8000_0000_0000_808A,
+    0x8000_0000_8000_8000,
+    0x0000_0000_0000_808B,
+    0x0000_0000_8000_0001,
+    0x8000_0000_8000_8081,
+    0x8000_0000_0000_8009,
+    0x0000_0000_0000_008A,
+    0x0000_0000_0000_0088,
+    0x0000_0000_8000_8009,
+    0x0000_0000_8000_000A,
+    0x0000_0000_8000_808B,
+    0x8000_0000_0000_008B,
+    0x8000_0000_0000_8089,
+    0x8000_0000_0000_8003,
+    0x8000_0000_0000_8002,
+    0x8000_0000_0000_0080,
+    0x0000_0000_0000_800A,
+    0x8000_0000_8000_000A,
+    0x8000_0000_8000_8081,
+    0x8000_0000_0000_8080,
+    0x0000_0000_8000_0001,
+    0x8000_0000_8000_8008,
+];
+
+/// `vpternlogq` immediate for `a ^ b ^ c` (bit `4a + 2b + c` of the immediate is the result).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) const TERNLOG_XOR3: i32 = 0x96;
+/// `vpternlogq` immediate for chi, `a ^ (!b & c)`.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) const TERNLOG_CHI: i32 = 0xD2;
+
+/// Which implementation runs the multi-lane permutations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LaneBackend {
+    /// Scalar permutations one after the other.
+    Portable,
+    /// AVX2: four states per `__m256i`.
+    Avx2,
+    /// AVX-512F: eight states per `__m512i`.
+    Avx512,
+}
+
+impl LaneBackend {
+    /// Every lane backend, slowest first.
+    pub const ALL: [LaneBackend; 3] = [
+        LaneBackend::Portable,
+        LaneBackend::Avx2,
+        LaneBackend::Avx512,
+    ];
+
+    /// The lane backend that goes with the process-wide backend choice
+    /// ([`Backend::selected`], which honours `DKTP_BACKEND`): `DKTP_BACKEND=portable` makes the
+    /// lanes portable too. If the selection is an error (unknown or unavailable name), the
+    /// portable lanes.
+    pub fn best() -> Self {
+        match Backend::selected() {
+            Ok(b) => Self::for_backend(b),
+            Err(_) => LaneBackend::Portable,
+        }
+    }
+
+    /// The fastest lane backend this CPU runs, ignoring `DKTP_BACKEND`.
+    pub fn fastest() -> Self {
+        LaneBackend::ALL
+            .into_iter()
+            .rev()
+            .find(|b| b.is_available())
+            .unwrap_or(LaneBackend::Portable)
+    }
+
+    /// Every lane backend this CPU runs, slowest first.
+    pub fn available() -> Vec<LaneBackend> {
+        LaneBackend::ALL
+            .into_iter()
+            .filter(|b| b.is_available())
+            .collect()
+    }
+
+    /// The lane backend matching a [`Backend`]: portable for `Portable` and `Armv8`, AVX2 for
+    /// `Aesni` and `Vaes256`, AVX-512 for `Vaes512` and `Vaes512Vbmi`; when the CPU lacks that
+    /// one, the fastest available one below it.
+    pub fn for_backend(b: Backend) -> Self {
+        let wanted = match b {
+            Backend::Portable | Backend::Armv8 => LaneBackend::Portable,
+            Backend::Aesni | Backend::Vaes256 => LaneBackend::Avx2,
+            Backend::Vaes512 | Backend::Vaes512Vbmi => LaneBackend::Avx512,
+        };
+        wanted.or_below()
+    }
+
+    /// Whether this CPU and build target can run the backend.
+    pub fn is_available(self) -> bool {
+        match self {
+            LaneBackend::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            LaneBackend::Avx2 => avx2::Avx2::detect().is_some(),
+            #[cfg(target_arch = "x86_64")]
+            LaneBackend::Avx512 => {
+                avx512::Avx512::detect().is_some() && avx2::Avx2::detect().is_some()
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            LaneBackend::Avx2 | LaneBackend::Avx512 => false,
+        }
+    }
+
+    /// The name used in reports: `portable`, `avx2`, `avx512`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            LaneBackend::Portable => "portable",
+            LaneBackend::Avx2 => "avx2",
+            LaneBackend::Avx512 => "avx512",
+        }
+    }
+
+    /// This backend if available, else the fastest available one below it.
+    fn or_below(self) -> Self {
+        LaneBackend::ALL
+            .into_iter()
+            .rev()
+            .filter(|b| *b <= self)
+            .find(|b| b.is_available())
+            .unwrap_or(LaneBackend::Portable)
+    }
+}
+
+impl fmt::Display for LaneBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Four independent Keccak-f\[1600\] permutations.
+pub fn permute_x4(b: LaneBackend, states: &mut [[u64; LANES]; 4]) {
+    let [s0, s1, s2, s3] = states;
+    x4(b.or_below(), &mut [s0, s1, s2, s3]);
+}
+
+/// Eight independent Keccak-f\[1600\] permutations.
+pub fn permute_x8(b: LaneBackend, states: &mut [[u64; LANES]; 8]) {
+    let [s0, s1, s2, s3, s4, s5, s6, s7] = states;
+    x8(b.or_below(), &mut [s0, s1, s2, s3, s4, s5, s6, s7]);
+}
+
+/// x4 on a resolved (available) backend.
+fn x4(b: LaneBackend, states: &mut [&mut [u64; LANES]; 4]) {
+    #[cfg(target_arch = "x86_64")]
+    if b != LaneBackend::Portable {
+        if let Some(cpu) = avx2::Avx2::detect() {
+            avx2::permute_x4(cpu, states);
+            return;
+        }
+    }
+    let _ = b;
+    for s in states.iter_mut() {
+        f1600(s);
+    }
+}
+
+/// x8 on a resolved (available) backend.
+fn x8(b: LaneBackend, states: &mut [&mut [u64; LANES]; 8]) {
+    #[cfg(target_arch = "x86_64")]
+    if b == LaneBackend::Avx512 {
+        if let Some(cpu) = avx512::Avx512::detect() {
+            avx512::permute_x8(cpu, states);
+            return;
+        }
+    }
+    let [s0, s1, s2, s3, s4, s5, s6, s7] = states;
+    x4(b, &mut [s0, s1, s2, s3]);
+    x4(b, &mut [s4, s5, s6, s7]);
+}
+
+/// Permutes every state in `ready`: eights (AVX-512), then fours, then one by one.
+fn permute_all(b: LaneBackend, mut ready: &mut [&mut [u64; LANES]]) {
+    if b == LaneBackend::Avx512 {
+        let mut eights = ready.chunks_exact_mut(8);
+        for chunk in &mut eights {
+            if let Ok(group) = <&mut [_; 8]>::try_from(chunk) {
+                x8(b, group);
+            }
+        }
+        ready = eights.into_remainder();
+    }
+    if b != LaneBackend::Portable {
+        let mut fours = ready.chunks_exact_mut(4);
+        for chunk in &mut fours {
+            if let Ok(group) = <&mut [_; 4]>::try_from(chunk) {
+                x4(b, group);
+            }
+        }
+        ready = fours.into_remainder();
+    }
+    for s in ready.iter_mut() {
+        f1600(s);
+    }
+}
+
+/// Absorbs `inputs[i]` into `macs[i]`, exactly as if each called `update(inputs[i])` in turn,
+/// running the permutations of different KMACs together in x8/x4 lanes whenever at least four
+/// of them have a full block pending, and scalar for the rest. Pairs beyond the shorter of the
+/// two slices are ignored.
+pub fn kmac_update_many<const RATE: usize>(
+    b: LaneBackend,
+    macs: &mut [&mut Kmac<RATE>],
+    inputs: &[&[u8]],
+) {
+    let b = b.or_below();
+    // Sponges that will permute at least once; below four, lanes cannot help.
+    let busy = macs
+        .iter()
+        .zip(inputs)
+        .filter(|(m, i)| m.sponge.pos + i.len() >= RATE)
+        .count();
+    if b == LaneBackend::Portable || busy < 4 {
+        for (m, i) in macs.iter_mut().zip(inputs) {
+            m.update(i);
+        }
+        return;
+    }
+
+    let mut rest: Vec<&[u8]> = inputs.iter().take(macs.len()).copied().collect();
+    loop {
+        // A sponge that is not ready in one round never is again (its input is unchanged),
+        // so the count only falls; once below four the plain updates finish the job.
+        let mut ready: Vec<&mut [u64; LANES]> = Vec::with_capacity(rest.len());
+        for (m, input) in macs.iter_mut().zip(rest.iter_mut()) {
+            if m.sponge.stage_block(input) {
+                ready.push(&mut m.sponge.state);
+            }
+        }
+        let more = ready.len() >= 4;
+        permute_all(b, &mut ready);
+        if !more {
+            break;
+        }
+    }
+    for (m, input) in macs.iter_mut().zip(rest) {
+        m.update(input);
+    }
+}
+
+#[cfg(test)]
+mod tests;
