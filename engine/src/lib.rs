@@ -14,6 +14,7 @@
 //! | [`rcs`] | RCS-256 / RCS-512: Rijndael-256 CTR + KMAC tag, a stateful authenticated channel |
 //! | [`error`] | the DKTP wire error codes and the engine's [`Error`], grouped by who is to blame |
 //! | [`packet`] | the 21-byte header, stream framing, error packets, the reference's header checks |
+//! | [`key_schedule`] | handshake channel keys and pss updates (cSHAKE512), asymmetric-ratchet re-key |
 //!
 //! Secrets zeroize on drop and never print; secret-dependent work is constant time.
 #![deny(unsafe_code)]
@@ -22,6 +23,7 @@
 pub mod backend;
 pub mod error;
 pub mod keccak;
+pub mod key_schedule;
 pub mod packet;
 pub mod rcs;
 pub mod rijndael;
