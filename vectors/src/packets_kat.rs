@@ -8,14 +8,20 @@
 //! not understand is counted as skipped, never guessed. Expected codes, texts and
 //! sequence numbers always come from the file.
 //!
+//! Encrypted packets and the authentication outcome of `decrypt_failures` are replayed
+//! with [`dktp::rcs`] on the reference's send and receive paths (FACTS §7), rebuilt here
+//! from [`dktp::packet`] until the session layer provides them.
+//!
 //! `peer_keys` belongs to the peer-key format and is left to that module.
 
 use crate::{Tally, hex_field};
 use dktp::ErrorCode;
+use dktp::error::CryptoFailure;
 use dktp::packet::{
     self, ERROR_SEQUENCE, ErrorPacket, Flag, FlagCheck, Frame, HEADER_LEN, HandshakeExpect, Header,
     MAX_MESSAGE, TAG_LEN,
 };
+use dktp::rcs::{NONCE_LEN, Rcs512Channel};
 use serde_json::Value;
 
 /// Whether the file is in this format: any of the packet sections in its known shape.
@@ -273,16 +279,61 @@ fn header_validate(i: usize, row: &Value, t: &mut Tally) {
     );
 }
 
-/// The first encrypted packet's header and the receiver's `rxseq` before it.
+/// The first encrypted packet, the receiver's `rxseq` before it and the channel key.
 struct FirstPacket {
-    header: Header,
+    packet: Vec<u8>,
     rxseq: u64,
+    key: Vec<u8>,
+    nonce: [u8; NONCE_LEN],
+}
+
+/// The reference's data-phase send (FACTS §7): txseq += 1, header
+/// `(0x04, len + 64, txseq, now)`, RCS-512 seal with the header as AD.
+fn seal_data(tx: &mut Rcs512Channel, txseq: &mut u64, pt: &[u8], now: u64) -> Option<Vec<u8>> {
+    *txseq = txseq.checked_add(1)?;
+    let msglen = u32::try_from(pt.len().checked_add(TAG_LEN)?).ok()?;
+    let header = Header::new(Flag::EncryptedMessage, msglen, *txseq, now).encode();
+    let mut out = header.to_vec();
+    tx.seal(&header, pt, &mut out).ok()?;
+    Some(out)
+}
+
+/// The reference's data-phase receive (FACTS §7): the header checks, then RCS-512 open
+/// with the header as AD; `rxseq` advances only on success.
+fn open_data(
+    rx: &mut Rcs512Channel,
+    rxseq: &mut u64,
+    packet: &[u8],
+    established: bool,
+    now: u64,
+) -> Result<Vec<u8>, dktp::Error> {
+    let header = Header::decode(packet)?;
+    packet::check_data_header(&header, *rxseq, established, now)?;
+    let (ad, sealed) = packet.split_at(HEADER_LEN);
+    let mut out = Vec::new();
+    rx.open(ad, sealed, &mut out)
+        .map_err(|_| dktp::Error::from(CryptoFailure::Authentication))?;
+    *rxseq = header.sequence;
+    Ok(out)
 }
 
 fn encrypted_packets(e: Option<&Value>, t: &mut Tally) -> Option<FirstPacket> {
-    let mut first = None;
-    for (i, row) in e.map_or(&[][..], |e| rows(e, "packets")).iter().enumerate() {
-        let (Some(pt), Some(pk), Some(time), Some(txseq)) = (
+    let e = e?;
+    let key = hex_field(e, "key");
+    let nonce: Option<[u8; NONCE_LEN]> = hex_field(e, "nonce").and_then(|n| n.try_into().ok());
+    let channel = |k: &[u8], n| Rcs512Channel::new(k, n, &[]).ok();
+    let (Some(key), Some(nonce)) = (key, nonce) else {
+        t.check(|| "packets encrypted_packets: unreadable key".into(), false);
+        return None;
+    };
+    let (Some(mut tx), Some(mut rx)) = (channel(&key, &nonce), channel(&key, &nonce)) else {
+        t.check(|| "packets encrypted_packets: RCS-512 keying".into(), false);
+        return None;
+    };
+    let mut first: Option<FirstPacket> = None;
+    let (mut txseq, mut rxseq) = (None, None);
+    for (i, row) in rows(e, "packets").iter().enumerate() {
+        let (Some(pt), Some(pk), Some(time), Some(txseq_after)) = (
             hex_field(row, "plaintext"),
             hex_field(row, "packet"),
             u64_field(row, "utctime"),
@@ -294,10 +345,22 @@ fn encrypted_packets(e: Option<&Value>, t: &mut Tally) -> Option<FirstPacket> {
             );
             continue;
         };
-        // Everything about the packet that needs no cipher: header, framing, length.
+        // Both counters stood at the same value after the key exchange.
+        let seq = txseq.get_or_insert(txseq_after.saturating_sub(1));
+        let rseq = rxseq.get_or_insert(txseq_after.saturating_sub(1));
+        if first.is_none() {
+            first = Some(FirstPacket {
+                packet: pk.clone(),
+                rxseq: *rseq,
+                key: key.clone(),
+                nonce,
+            });
+        }
+
+        // What needs no cipher: header, framing, length.
         let want = u32::try_from(pt.len() + TAG_LEN)
             .ok()
-            .map(|m| Header::new(Flag::EncryptedMessage, m, txseq, time));
+            .map(|m| Header::new(Flag::EncryptedMessage, m, txseq_after, time));
         let framed = packet::frame(&pk, MAX_MESSAGE);
         let ok = want.is_some_and(|w| {
             framed
@@ -307,23 +370,33 @@ fn encrypted_packets(e: Option<&Value>, t: &mut Tally) -> Option<FirstPacket> {
                 })
                 && packet::split_packet(&pk)
                     .is_ok_and(|(h, m)| h == w && m.len() == w.msglen as usize)
-                && pk.get(..HEADER_LEN) == Some(w.encode().as_slice())
         });
         t.check(
             || format!("packets encrypted_packets[{i}]: header and framing"),
             ok,
         );
-        // TODO(rcs): once `crate::rcs` exists, seal `plaintext` on one RCS-512 tx state
-        // (`key`, `nonce`, AD = header) and compare with `packet`; open on one rx state and
-        // check `decrypt_error`, `decrypt_matches` and `rx_rxseq_after`.
-        t.skip();
-        if first.is_none() {
-            // Both counters stood at the same value after the key exchange.
-            first = Header::decode(&pk)
-                .ok()
-                .zip(txseq.checked_sub(1))
-                .map(|(header, rxseq)| FirstPacket { header, rxseq });
-        }
+
+        // Sealed on one long-lived tx state, opened on one rx state.
+        let sealed = seal_data(&mut tx, seq, &pt, time);
+        let encrypt_ok = u64_field(row, "encrypt_error") == Some(0);
+        t.check(
+            || format!("packets encrypted_packets[{i}]: seal"),
+            encrypt_ok && sealed.as_deref() == Some(pk.as_slice()) && *seq == txseq_after,
+        );
+        let opened = open_data(&mut rx, rseq, &pk, true, time);
+        let want_rxseq = u64_field(row, "rx_rxseq_after");
+        let matches = row.get("decrypt_matches").and_then(Value::as_bool);
+        t.check(
+            || {
+                format!(
+                    "packets encrypted_packets[{i}]: open gave {:?}",
+                    opened.as_ref().err()
+                )
+            },
+            u64_field(row, "decrypt_error") == Some(code_of(&opened))
+                && matches == Some(opened.as_deref().ok() == Some(pt.as_slice()))
+                && want_rxseq == Some(*rseq),
+        );
     }
     first
 }
@@ -377,39 +450,39 @@ fn decrypt_failure(i: usize, row: &Value, first: Option<&FirstPacket>, t: &mut T
         t.skip();
         return;
     };
-    let mut h = first.header;
-    h.sequence = seq;
-    if let Some(m) = spec.msglen {
-        h.msglen = m;
-    }
-    let Some(now) = h.utctime.checked_add_signed(spec.clock_shift) else {
+    let (Ok(mut h), Some(body)) = (
+        Header::decode(&first.packet),
+        first.packet.get(HEADER_LEN..),
+    ) else {
         t.check(
-            || format!("packets decrypt_failures[{i}]: clock out of range"),
+            || format!("packets decrypt_failures[{i}]: no first packet"),
             false,
         );
         return;
     };
-    let r = packet::check_data_header(&h, first.rxseq, !spec.not_established, now);
-    // Codes the pre-authentication checks decide (FACTS §7).
-    let pre_auth = [0x14, 0x03, 0x13, 0x16];
-    if pre_auth.contains(&want) {
-        t.check(
-            || format!("packets decrypt_failures[{i}] {case:?}: got {r:?}, want code {want}"),
-            code_of(&r) == want && rxseq_after == first.rxseq,
-        );
-    } else if r.is_err() || spec.tag_corrupted != (want == 2) {
-        // The outcome needs RCS, but the header checks must at least let it through.
-        t.check(
-            || format!("packets decrypt_failures[{i}] {case:?}: got {r:?} before authentication"),
-            false,
-        );
-    } else {
-        // TODO(rcs): once `crate::rcs` exists, open the first `encrypted_packets` packet
-        // (with this header, and the tag bit flipped for `tag_corrupted`) on a fresh
-        // RCS-512 rx state and compare `dktp_error` and `rxseq_after`. Until then these
-        // rows are only checked to pass the header checks and counted as skipped.
-        t.skip();
+    h.sequence = seq;
+    if let Some(m) = spec.msglen {
+        h.msglen = m;
     }
+    let mut packet = [h.encode().as_slice(), body].concat();
+    if spec.tag_corrupted {
+        if let Some(last) = packet.last_mut() {
+            *last ^= 0x01;
+        }
+    }
+    let (Some(now), Ok(mut rx)) = (
+        h.utctime.checked_add_signed(spec.clock_shift),
+        Rcs512Channel::new(&first.key, &first.nonce, &[]),
+    ) else {
+        t.check(|| format!("packets decrypt_failures[{i}]: setup"), false);
+        return;
+    };
+    let mut rxseq = first.rxseq;
+    let r = open_data(&mut rx, &mut rxseq, &packet, !spec.not_established, now);
+    t.check(
+        || format!("packets decrypt_failures[{i}] {case:?}: got {r:?}, want code {want}"),
+        code_of(&r) == want && rxseq == rxseq_after,
+    );
 }
 
 #[cfg(test)]
@@ -427,7 +500,8 @@ mod tests {
         assert!(t.failures.is_empty(), "{:#?}", t.failures);
         assert_eq!(t.failed, 0);
         eprintln!("passed {} skipped {}", t.passed, t.skipped);
-        assert!(t.passed >= 30, "only {} passed", t.passed);
+        assert_eq!(t.skipped, 0);
+        assert!(t.passed >= 60, "only {} passed", t.passed);
     }
 
     #[test]
