@@ -12,14 +12,21 @@
 //! | [`keccak`] | Keccak-f\[1600\], SHA3, SHAKE, cSHAKE, KMAC (incl. the rate-72 "512" family and the reference's KMAC finalize quirk), multi-lane permutations |
 //! | [`rijndael`] | Rijndael-256 (256-bit block) block function and CTR keystream, one implementation per backend |
 //! | [`rcs`] | RCS-256 / RCS-512: Rijndael-256 CTR + KMAC tag, a stateful authenticated channel |
+//! | [`error`] | the DKTP wire error codes and the engine's [`Error`], grouped by who is to blame |
+//! | [`packet`] | the 21-byte header, stream framing, error packets, the reference's header checks |
+//! | [`key_schedule`] | handshake channel keys and pss updates (cSHAKE512), asymmetric-ratchet re-key |
 //!
 //! Secrets zeroize on drop and never print; secret-dependent work is constant time.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod error;
 pub mod keccak;
+pub mod key_schedule;
+pub mod packet;
 pub mod rcs;
 pub mod rijndael;
 
 pub use backend::{Backend, BackendError};
+pub use error::{Error, ErrorCode};

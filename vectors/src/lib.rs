@@ -6,7 +6,9 @@
 
 use serde_json::Value;
 
+pub mod kdf_kat;
 pub mod keccak_kat;
+pub mod packets_kat;
 pub mod rcs_kat;
 
 /// Pass/fail/skip counts for one or more files, with the names of failing cases.
@@ -57,6 +59,14 @@ pub fn check_value(v: &Value, tally: &mut Tally) -> bool {
     if rcs_kat::recognizes(v) {
         recognized = true;
         rcs_kat::run(v, tally);
+    }
+    if kdf_kat::recognizes(v) {
+        recognized = true;
+        kdf_kat::run(v, tally);
+    }
+    if packets_kat::recognizes(v) {
+        recognized = true;
+        packets_kat::run(v, tally);
     }
     recognized
 }

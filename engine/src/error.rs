@@ -1,0 +1,689 @@
+//! Errors: the DKTP wire error codes ([`ErrorCode`], FACTS §4) and the engine's own
+//! [`Error`], grouped by who is to blame. Every engine error maps to the wire code the
+//! reference would put in its error packet ([`Error::wire_code`]).
+
+use core::fmt;
+
+use crate::packet::Flag;
+
+/// The 29 DKTP error codes, 0x00–0x1C, as carried in the last byte of an error packet
+/// (FACTS §4). The names follow the reference's meanings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum ErrorCode {
+    /// 0x00: no error.
+    None = 0x00,
+    /// 0x01: a listener failed to accept a connection.
+    Accept = 0x01,
+    /// 0x02: the symmetric cipher's tag, or a signature, did not verify.
+    Authentication = 0x02,
+    /// 0x03: the channel is down (not established, or already failed).
+    ChannelDown = 0x03,
+    /// 0x04: the connection failed.
+    Connection = 0x04,
+    /// 0x05: connecting to the remote host failed.
+    Connect = 0x05,
+    /// 0x06: KEM decapsulation failed.
+    Decapsulation = 0x06,
+    /// 0x07: decryption failed.
+    Decryption = 0x07,
+    /// 0x08: the establish step of the key exchange failed.
+    Establish = 0x08,
+    /// 0x09: the exchange step of the key exchange failed.
+    Exchange = 0x09,
+    /// 0x0A: a transcript hash did not match (exchange response).
+    HashInvalid = 0x0A,
+    /// 0x0B: the server has too many hosts connected.
+    HostsExceeded = 0x0B,
+    /// 0x0C: an argument was invalid.
+    InvalidInput = 0x0C,
+    /// 0x0D: the packet (flag) was not expected in this state.
+    InvalidRequest = 0x0D,
+    /// 0x0E: a peer key has expired.
+    KeyExpired = 0x0E,
+    /// 0x0F: the key identity is not recognized.
+    KeyUnrecognized = 0x0F,
+    /// 0x10: the keychain failed.
+    Keychain = 0x10,
+    /// 0x11: the listener failed.
+    Listener = 0x11,
+    /// 0x12: a memory allocation failed.
+    Memory = 0x12,
+    /// 0x13: the packet's time stamp is outside the validity window.
+    MessageTimeInvalid = 0x13,
+    /// 0x14: the packet arrived out of sequence.
+    PacketUnsequenced = 0x14,
+    /// 0x15: the random generator failed.
+    Random = 0x15,
+    /// 0x16: receiving failed (including a packet whose length is wrong).
+    Receive = 0x16,
+    /// 0x17: transmitting failed.
+    Transmit = 0x17,
+    /// 0x18: the protocol (configuration string) is unknown.
+    UnknownProtocol = 0x18,
+    /// 0x19: verification (of a transcript hash) failed.
+    Verify = 0x19,
+    /// 0x1A: the peer keys do not belong together.
+    PeerKeyMismatch = 0x1A,
+    /// 0x1B: the peer asked to disconnect (a normal close).
+    DisconnectRequest = 0x1B,
+    /// 0x1C: a general failure.
+    General = 0x1C,
+}
+
+impl ErrorCode {
+    /// Every code, in wire order.
+    pub const ALL: [ErrorCode; 29] = [
+        Self::None,
+        Self::Accept,
+        Self::Authentication,
+        Self::ChannelDown,
+        Self::Connection,
+        Self::Connect,
+        Self::Decapsulation,
+        Self::Decryption,
+        Self::Establish,
+        Self::Exchange,
+        Self::HashInvalid,
+        Self::HostsExceeded,
+        Self::InvalidInput,
+        Self::InvalidRequest,
+        Self::KeyExpired,
+        Self::KeyUnrecognized,
+        Self::Keychain,
+        Self::Listener,
+        Self::Memory,
+        Self::MessageTimeInvalid,
+        Self::PacketUnsequenced,
+        Self::Random,
+        Self::Receive,
+        Self::Transmit,
+        Self::UnknownProtocol,
+        Self::Verify,
+        Self::PeerKeyMismatch,
+        Self::DisconnectRequest,
+        Self::General,
+    ];
+
+    /// The code for a wire byte; `None` for bytes above 0x1C.
+    pub const fn from_u8(byte: u8) -> Option<ErrorCode> {
+        let i = byte as usize;
+        if i < Self::ALL.len() {
+            Some(Self::ALL[i])
+        } else {
+            None
+        }
+    }
+
+    /// The wire byte.
+    pub const fn as_u8(self) -> u8 {
+        self as u8
+    }
+
+    /// The reference's own wording for this code, where the vectors record it
+    /// (`dktp_error_text` in `dktp_packets.json`); `None` for codes the vectors do not show.
+    pub const fn reference_text(self) -> Option<&'static str> {
+        match self {
+            Self::None => Some("No error was detected"),
+            Self::Authentication => Some("The symmetric cipher had an authentication failure"),
+            Self::ChannelDown => Some("The communications channel has failed"),
+            Self::InvalidRequest => Some("The packet flag was unexpected"),
+            Self::KeyUnrecognized => Some("The key identity is unrecognized"),
+            Self::MessageTimeInvalid => Some("The packet has valid time expired"),
+            Self::PacketUnsequenced => Some("The packet was received out of sequence"),
+            Self::Receive => Some("The receiver failed at the network layer"),
+            _ => None,
+        }
+    }
+
+    /// A short lowercase description (ours, not the reference's).
+    pub const fn description(self) -> &'static str {
+        match self {
+            Self::None => "no error",
+            Self::Accept => "accept failure",
+            Self::Authentication => "authentication failure",
+            Self::ChannelDown => "channel down",
+            Self::Connection => "connection failure",
+            Self::Connect => "connect failure",
+            Self::Decapsulation => "decapsulation failure",
+            Self::Decryption => "decryption failure",
+            Self::Establish => "establish failure",
+            Self::Exchange => "exchange failure",
+            Self::HashInvalid => "hash invalid",
+            Self::HostsExceeded => "hosts exceeded",
+            Self::InvalidInput => "invalid input",
+            Self::InvalidRequest => "invalid request",
+            Self::KeyExpired => "key expired",
+            Self::KeyUnrecognized => "key unrecognized",
+            Self::Keychain => "keychain failure",
+            Self::Listener => "listener failure",
+            Self::Memory => "memory failure",
+            Self::MessageTimeInvalid => "message time invalid",
+            Self::PacketUnsequenced => "packet unsequenced",
+            Self::Random => "random generator failure",
+            Self::Receive => "receive failure",
+            Self::Transmit => "transmit failure",
+            Self::UnknownProtocol => "unknown protocol",
+            Self::Verify => "verify failure",
+            Self::PeerKeyMismatch => "peer key mismatch",
+            Self::DisconnectRequest => "disconnect request",
+            Self::General => "general failure",
+        }
+    }
+}
+
+impl TryFrom<u8> for ErrorCode {
+    type Error = u8;
+
+    /// Fails with the byte itself when it is above 0x1C.
+    fn try_from(byte: u8) -> Result<Self, u8> {
+        Self::from_u8(byte).ok_or(byte)
+    }
+}
+
+impl From<ErrorCode> for u8 {
+    fn from(code: ErrorCode) -> u8 {
+        code.as_u8()
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (0x{:02x})", self.description(), self.as_u8())
+    }
+}
+
+/// Everything the engine can fail with, grouped by who is to blame.
+///
+/// Any error during a session is fatal for that session (FACTS §2, §7): the RCS state has
+/// already moved, so the only recovery is a new handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// Bytes that cannot be a DKTP packet at all.
+    Malformed(Malformed),
+    /// A well-formed packet that breaks the protocol where it arrived.
+    PeerMisbehaved(PeerMisbehaved),
+    /// The peer runs a configuration or keys this side cannot work with.
+    PeerIncompatible(PeerIncompatible),
+    /// The caller used the engine wrongly.
+    Misuse(Misuse),
+    /// A cryptographic check failed or a primitive could not run.
+    Crypto(CryptoFailure),
+    /// The peer sent an error packet carrying this code byte (possibly above 0x1C).
+    PeerReported {
+        /// The code byte as received.
+        code: u8,
+    },
+}
+
+impl Error {
+    /// The DKTP code this error is reported with on the wire.
+    pub fn wire_code(&self) -> ErrorCode {
+        match self {
+            Self::Malformed(e) => e.wire_code(),
+            Self::PeerMisbehaved(e) => e.wire_code(),
+            Self::PeerIncompatible(e) => e.wire_code(),
+            Self::Misuse(e) => e.wire_code(),
+            Self::Crypto(e) => e.wire_code(),
+            Self::PeerReported { code } => ErrorCode::from_u8(*code).unwrap_or(ErrorCode::General),
+        }
+    }
+
+    /// Whether this is the peer's orderly close (an error packet carrying 0x1B).
+    pub fn is_disconnect_request(&self) -> bool {
+        matches!(self, Self::PeerReported { code } if *code == ErrorCode::DisconnectRequest.as_u8())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed(e) => write!(f, "malformed packet: {e}"),
+            Self::PeerMisbehaved(e) => write!(f, "peer broke the protocol: {e}"),
+            Self::PeerIncompatible(e) => write!(f, "peer is incompatible: {e}"),
+            Self::Misuse(e) => write!(f, "engine misused: {e}"),
+            Self::Crypto(e) => write!(f, "cryptographic failure: {e}"),
+            Self::PeerReported { code } => match ErrorCode::from_u8(*code) {
+                Some(ErrorCode::DisconnectRequest) => {
+                    f.write_str("the peer closed the session; reconnect to continue")
+                }
+                Some(c) => write!(
+                    f,
+                    "the peer ended the session reporting {c}; check its logs, then reconnect"
+                ),
+                None => write!(
+                    f,
+                    "the peer ended the session with unknown error code 0x{code:02x}; \
+                     check its version and logs, then reconnect"
+                ),
+            },
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Bytes that cannot be a DKTP packet at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Malformed {
+    /// Fewer bytes than the structure needs.
+    Truncated {
+        /// Bytes the structure needs.
+        needed: usize,
+        /// Bytes available.
+        got: usize,
+    },
+    /// A flag byte that is not one of DKTP's packet types.
+    UnknownFlag(u8),
+    /// The header declares a message longer than the receiver accepts here.
+    TooLong {
+        /// The declared message length.
+        msglen: u32,
+        /// The largest length accepted at this point.
+        max: u32,
+    },
+    /// The packet's length disagrees with its header.
+    LengthMismatch {
+        /// Message length in the header.
+        declared: u32,
+        /// Message bytes actually present.
+        actual: usize,
+    },
+    /// An error packet whose length fits none of the forms the reference sends.
+    ErrorPacketShape {
+        /// Message length in the header.
+        msglen: u32,
+        /// Bytes received for the packet, header included.
+        received: usize,
+    },
+}
+
+impl Malformed {
+    /// The DKTP code for this error.
+    pub fn wire_code(&self) -> ErrorCode {
+        match self {
+            Self::UnknownFlag(_) => ErrorCode::InvalidRequest,
+            Self::Truncated { .. }
+            | Self::TooLong { .. }
+            | Self::LengthMismatch { .. }
+            | Self::ErrorPacketShape { .. } => ErrorCode::Receive,
+        }
+    }
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Truncated { needed, got } => write!(
+                f,
+                "{got} bytes where {needed} are needed; the sender must write each packet whole"
+            ),
+            Self::UnknownFlag(b) => write!(
+                f,
+                "unknown packet flag 0x{b:02x}; the peer does not speak DKTP 1.0a"
+            ),
+            Self::TooLong { msglen, max } => write!(
+                f,
+                "declared message length {msglen} exceeds the {max} accepted here; \
+                 the connection was dropped without reading it"
+            ),
+            Self::LengthMismatch { declared, actual } => write!(
+                f,
+                "header declares {declared} message bytes but {actual} are present; \
+                 the stream is out of step and must be closed"
+            ),
+            Self::ErrorPacketShape { msglen, received } => write!(
+                f,
+                "error packet with message length {msglen} and {received} bytes fits no known \
+                 form; treat the peer as gone"
+            ),
+        }
+    }
+}
+
+/// A well-formed packet that breaks the protocol where it arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerMisbehaved {
+    /// The sequence number is not the next one (replay, loss or reordering).
+    Unsequenced {
+        /// The sequence number the receiver expected.
+        expected: u64,
+        /// The sequence number in the header.
+        received: u64,
+    },
+    /// The time stamp is more than 60 s away from the local clock.
+    StaleTime {
+        /// The packet's time stamp.
+        packet_time: u64,
+        /// The local clock.
+        local_time: u64,
+    },
+    /// A handshake packet whose message length is not the exact one expected.
+    UnexpectedLength {
+        /// Length the configuration prescribes.
+        expected: u32,
+        /// Length in the header.
+        received: u32,
+    },
+    /// A data packet too short to carry any ciphertext beside its tag.
+    TooShort {
+        /// Length in the header.
+        msglen: u32,
+    },
+    /// A packet type that is not the one awaited.
+    UnexpectedFlag {
+        /// The packet type awaited.
+        expected: Flag,
+        /// The flag byte received.
+        received: u8,
+    },
+    /// A packet arrived while the receiver was not in a state that awaits one.
+    UnexpectedPacket {
+        /// The flag byte received.
+        received: u8,
+    },
+    /// A plaintext error packet arrived after keys were established, where the reference
+    /// only sends encrypted ones; it cannot be authenticated.
+    UnauthenticatedError {
+        /// The code byte it carried.
+        code: u8,
+    },
+}
+
+impl PeerMisbehaved {
+    /// The DKTP code for this error.
+    pub fn wire_code(&self) -> ErrorCode {
+        match self {
+            Self::Unsequenced { .. } => ErrorCode::PacketUnsequenced,
+            Self::StaleTime { .. } => ErrorCode::MessageTimeInvalid,
+            Self::UnexpectedLength { .. } | Self::TooShort { .. } => ErrorCode::Receive,
+            Self::UnexpectedFlag { .. }
+            | Self::UnexpectedPacket { .. }
+            | Self::UnauthenticatedError { .. } => ErrorCode::InvalidRequest,
+        }
+    }
+}
+
+impl fmt::Display for PeerMisbehaved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unsequenced { expected, received } => write!(
+                f,
+                "packet sequence {received} where {expected} was expected (replayed, lost or \
+                 reordered); the session must be re-established"
+            ),
+            Self::StaleTime {
+                packet_time,
+                local_time,
+            } => write!(
+                f,
+                "packet time {packet_time} is more than 60 s from local time {local_time}; \
+                 check both clocks (UTC) and reconnect"
+            ),
+            Self::UnexpectedLength { expected, received } => write!(
+                f,
+                "handshake message of {received} bytes where this configuration has {expected}; \
+                 check that both sides use the same configuration"
+            ),
+            Self::TooShort { msglen } => write!(
+                f,
+                "data packet of {msglen} bytes carries nothing beside its tag; \
+                 the peer is faulty"
+            ),
+            Self::UnexpectedFlag { expected, received } => write!(
+                f,
+                "packet flag 0x{received:02x} where {expected:?} was awaited; \
+                 the peers are out of step"
+            ),
+            Self::UnexpectedPacket { received } => write!(
+                f,
+                "packet with flag 0x{received:02x} arrived when none was awaited; \
+                 the peers are out of step"
+            ),
+            Self::UnauthenticatedError { code } => write!(
+                f,
+                "unauthenticated error packet (code 0x{code:02x}) after establishment; \
+                 ignore its content and treat the session as broken"
+            ),
+        }
+    }
+}
+
+/// The peer runs a configuration or keys this side cannot work with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerIncompatible {
+    /// The peer's configuration string differs from ours.
+    UnknownProtocol,
+    /// A peer key has passed its expiration time.
+    KeyExpired,
+    /// The key identity is not one this side knows.
+    KeyUnrecognized,
+    /// The local and remote peer keys are not linked (`peerid != keyid`).
+    PeerKeyMismatch,
+}
+
+impl PeerIncompatible {
+    /// The DKTP code for this error.
+    pub fn wire_code(&self) -> ErrorCode {
+        match self {
+            Self::UnknownProtocol => ErrorCode::UnknownProtocol,
+            Self::KeyExpired => ErrorCode::KeyExpired,
+            Self::KeyUnrecognized => ErrorCode::KeyUnrecognized,
+            Self::PeerKeyMismatch => ErrorCode::PeerKeyMismatch,
+        }
+    }
+}
+
+impl fmt::Display for PeerIncompatible {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::UnknownProtocol => {
+                "the peer's configuration string differs; both sides need the same parameter set"
+            }
+            Self::KeyExpired => "a peer key has expired; generate and exchange new peer keys",
+            Self::KeyUnrecognized => {
+                "the key identity is not recognized; check which peer key the peer holds"
+            }
+            Self::PeerKeyMismatch => {
+                "the local key's peer id does not match the remote key's id; \
+                 load the remote key this local key was paired with"
+            }
+        })
+    }
+}
+
+/// The caller used the engine wrongly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Misuse {
+    /// The session is not established (or has already failed).
+    NotEstablished,
+    /// An empty message was given to seal; DKTP refuses them.
+    EmptyMessage,
+    /// A message longer than a data packet can carry.
+    MessageTooLong {
+        /// The message length given.
+        len: usize,
+        /// The most a packet accepts.
+        max: usize,
+    },
+    /// An output buffer is too small.
+    BufferTooSmall {
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes given.
+        got: usize,
+    },
+    /// The 64-bit sequence number would wrap.
+    SequenceExhausted,
+}
+
+impl Misuse {
+    /// The DKTP code for this error.
+    pub fn wire_code(&self) -> ErrorCode {
+        match self {
+            Self::NotEstablished => ErrorCode::ChannelDown,
+            Self::EmptyMessage | Self::MessageTooLong { .. } | Self::BufferTooSmall { .. } => {
+                ErrorCode::InvalidInput
+            }
+            Self::SequenceExhausted => ErrorCode::PacketUnsequenced,
+        }
+    }
+}
+
+impl fmt::Display for Misuse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotEstablished => {
+                f.write_str("the channel is not established; finish the handshake first")
+            }
+            Self::EmptyMessage => {
+                f.write_str("empty messages cannot be sent; send at least one byte")
+            }
+            Self::MessageTooLong { len, max } => {
+                write!(f, "message of {len} bytes exceeds {max}; split it")
+            }
+            Self::BufferTooSmall { needed, got } => {
+                write!(f, "output buffer of {got} bytes where {needed} are needed")
+            }
+            Self::SequenceExhausted => {
+                f.write_str("the 64-bit packet sequence is exhausted; open a new session")
+            }
+        }
+    }
+}
+
+/// A cryptographic check failed or a primitive could not run. Tag failures carry no
+/// detail on purpose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CryptoFailure {
+    /// The RCS tag did not verify; the channel state has moved and is dead.
+    Authentication,
+    /// A signature did not verify against the peer's verification key.
+    Signature,
+    /// A recomputed transcript or message hash differs from the signed one.
+    HashMismatch,
+    /// The exchange response's hash differs from the signed one (the reference reports
+    /// this step with its own code).
+    ExchangeHashMismatch,
+    /// KEM decapsulation failed.
+    Decapsulation,
+    /// The random source failed.
+    Random,
+}
+
+impl CryptoFailure {
+    /// The DKTP code for this error (FACTS §6, §9 item 9).
+    pub fn wire_code(&self) -> ErrorCode {
+        match self {
+            Self::Authentication | Self::Signature => ErrorCode::Authentication,
+            Self::HashMismatch => ErrorCode::Verify,
+            Self::ExchangeHashMismatch => ErrorCode::HashInvalid,
+            Self::Decapsulation => ErrorCode::Decapsulation,
+            Self::Random => ErrorCode::Random,
+        }
+    }
+}
+
+impl fmt::Display for CryptoFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Authentication => {
+                "packet authentication failed; the session is dead, reconnect"
+            }
+            Self::Signature => {
+                "the peer's signature did not verify; check that the right remote peer key is loaded"
+            }
+            Self::HashMismatch | Self::ExchangeHashMismatch => {
+                "a signed hash does not match the message; the packet was altered or the peer is faulty"
+            }
+            Self::Decapsulation => "KEM decapsulation failed; the ciphertext is invalid",
+            Self::Random => "the random source failed; retry once it is available",
+        })
+    }
+}
+
+macro_rules! into_error {
+    ($($group:ident => $variant:ident),* $(,)?) => {$(
+        impl From<$group> for Error {
+            fn from(e: $group) -> Error {
+                Error::$variant(e)
+            }
+        }
+    )*};
+}
+
+into_error! {
+    Malformed => Malformed,
+    PeerMisbehaved => PeerMisbehaved,
+    PeerIncompatible => PeerIncompatible,
+    Misuse => Misuse,
+    CryptoFailure => Crypto,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_stop_at_0x1c() {
+        for b in 0u8..=255 {
+            match ErrorCode::from_u8(b) {
+                Some(c) => {
+                    assert!(b <= 0x1c);
+                    assert_eq!(c.as_u8(), b);
+                }
+                None => assert!(b > 0x1c),
+            }
+        }
+        assert_eq!(
+            ErrorCode::from_u8(0x13),
+            Some(ErrorCode::MessageTimeInvalid)
+        );
+        assert_eq!(ErrorCode::from_u8(0x1b), Some(ErrorCode::DisconnectRequest));
+        assert_eq!(ErrorCode::try_from(0x1d), Err(0x1d));
+    }
+
+    #[test]
+    fn wire_codes_follow_the_reference() {
+        let e: Error = PeerMisbehaved::Unsequenced {
+            expected: 4,
+            received: 5,
+        }
+        .into();
+        assert_eq!(e.wire_code(), ErrorCode::PacketUnsequenced);
+        assert_eq!(
+            Error::from(CryptoFailure::Signature).wire_code(),
+            ErrorCode::Authentication
+        );
+        assert_eq!(
+            Error::from(CryptoFailure::HashMismatch).wire_code(),
+            ErrorCode::Verify
+        );
+        assert_eq!(
+            Error::from(Misuse::NotEstablished).wire_code(),
+            ErrorCode::ChannelDown
+        );
+        assert_eq!(
+            Error::PeerReported { code: 0x0f }.wire_code(),
+            ErrorCode::KeyUnrecognized
+        );
+        assert_eq!(
+            Error::PeerReported { code: 0xee }.wire_code(),
+            ErrorCode::General
+        );
+        assert!(Error::PeerReported { code: 0x1b }.is_disconnect_request());
+    }
+
+    #[test]
+    fn display_is_not_empty() {
+        let e = Error::from(Malformed::Truncated { needed: 21, got: 3 });
+        assert!(e.to_string().contains("21"));
+        assert_eq!(ErrorCode::Receive.to_string(), "receive failure (0x16)");
+    }
+}
