@@ -19,6 +19,7 @@
 
 pub mod backend;
 pub mod keccak;
+pub mod pq;
 pub mod rcs;
 pub mod rijndael;
 
