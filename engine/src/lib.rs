@@ -18,7 +18,9 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod config;
 pub mod keccak;
+pub mod peer_key;
 pub mod pq;
 pub mod rcs;
 pub mod rijndael;

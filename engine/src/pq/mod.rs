@@ -652,6 +652,10 @@ impl SigningKey {
         check_len("signing key", alg.sizes().secret_key, bytes.len())?;
         Ok(SigningKey { alg, bytes: SecretBytes::from_slice(bytes) })
     }
+    /// An all-zero key (what an erased key holds).
+    pub(crate) fn zeroed(alg: SigAlg) -> Self {
+        SigningKey { alg, bytes: SecretBytes::new(vec![0u8; alg.sizes().secret_key]) }
+    }
     /// The parameter set.
     pub fn alg(&self) -> SigAlg {
         self.alg
