@@ -14,6 +14,9 @@
 //! | [`rcs`] | RCS-256 / RCS-512: Rijndael-256 CTR + KMAC tag, a stateful authenticated channel |
 //! | [`error`] | the DKTP wire error codes and the engine's [`Error`], grouped by who is to blame |
 //! | [`packet`] | the 21-byte header, stream framing, error packets, the reference's header checks |
+//! | [`pq`] | the post-quantum KEMs and signatures of every parameter set, chosen at run time |
+//! | [`config`] | configuration strings and the per-configuration sizes |
+//! | [`peer_key`] | local and remote peer keys, `.dskey` / `.dpkey` layouts |
 //! | [`key_schedule`] | handshake channel keys and pss updates (cSHAKE512), asymmetric-ratchet re-key |
 //!
 //! Secrets zeroize on drop and never print; secret-dependent work is constant time.
@@ -21,10 +24,13 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod config;
 pub mod error;
 pub mod keccak;
 pub mod key_schedule;
 pub mod packet;
+pub mod peer_key;
+pub mod pq;
 pub mod rcs;
 pub mod rijndael;
 
