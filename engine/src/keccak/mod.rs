@@ -4,10 +4,10 @@
 //! | module | what it is |
 //! |---|---|
 //! | [`f1600`] | the permutation (RustCrypto `keccak`, or the unrolled round text with BMI2; chosen once per process) |
-//! | [`sponge`] | [`Sponge`]: incremental absorb / pad / squeeze over a byte rate |
-//! | [`sha3`] | SHA3-256/512 (one-shot and incremental), SHAKE-128/256 and QSC's rate-72 SHAKE-512 |
-//! | [`cshake`] | cSHAKE-256 and QSC's rate-72 cSHAKE-512 (SP 800-185 encodings) |
-//! | [`kmac`] | [`Kmac`] with the reference's finalize quirk and its streaming (never re-keyed) use by RCS |
+//! | `sponge` | [`Sponge`]: incremental absorb / pad / squeeze over a byte rate |
+//! | `sha3` | SHA3-256/512 (one-shot and incremental), SHAKE-128/256 and QSC's rate-72 SHAKE-512 |
+//! | `cshake` | cSHAKE-256 and QSC's rate-72 cSHAKE-512 (SP 800-185 encodings) |
+//! | `kmac` | [`Kmac`] with the reference's finalize quirk and its streaming (never re-keyed) use by RCS |
 //! | [`lanes`] | 4 / 8 permutations side by side (portable, AVX2, AVX-512) and batched KMAC absorption |
 //!
 //! The "512" members of the XOF family are not SHA-3 standard functions: they are the same
