@@ -1,8 +1,9 @@
 //! Multi-lane Keccak equals the scalar permutation, and batched KMAC absorption equals
 //! sequential updates, on every lane backend this CPU runs (AVX-512 included when present).
+//! The scalar reference is the `keccak` crate's permutation ([`f1600_portable`]).
 
 use dktp::keccak::lanes::{self, LaneBackend};
-use dktp::keccak::{Kmac, Kmac256, Kmac512, f1600};
+use dktp::keccak::{Kmac, Kmac256, Kmac512, f1600, f1600_portable};
 use proptest::prelude::*;
 
 fn state() -> impl Strategy<Value = [u64; 25]> {
@@ -12,13 +13,21 @@ fn state() -> impl Strategy<Value = [u64; 25]> {
 fn scalar<const N: usize>(states: &[[u64; 25]; N]) -> [[u64; 25]; N] {
     let mut out = *states;
     for s in out.iter_mut() {
-        f1600(s);
+        f1600_portable(s);
     }
     out
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn selected_f1600_equals_keccak_crate(s in state()) {
+        let (mut a, mut b) = (s, s);
+        f1600(&mut a);
+        f1600_portable(&mut b);
+        prop_assert_eq!(a, b, "{}", dktp::keccak::f1600_impl());
+    }
 
     #[test]
     fn permute_x4_equals_scalar(states in prop::array::uniform4(state())) {

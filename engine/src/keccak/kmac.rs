@@ -22,9 +22,14 @@ pub type Kmac256 = Kmac<KMAC256_RATE>;
 pub type Kmac512 = Kmac<KMAC512_RATE>;
 
 impl<const RATE: usize> Kmac<RATE> {
+    /// Compile-time check: the final block must hold the longest `right_encode` (17 bytes) and
+    /// the domain byte.
+    const RATE_OK: () = assert!(RATE >= 24, "KMAC rate too small");
+
     /// Keys KMAC: absorbs `bytepad(encode_string("KMAC") || encode_string(custom))` and
     /// `bytepad(encode_string(key))`.
     pub fn new(key: &[u8], custom: &[u8]) -> Self {
+        let () = Self::RATE_OK;
         let mut sponge = Sponge::new();
         absorb_bytepad(&mut sponge, &[b"KMAC", custom]);
         absorb_bytepad(&mut sponge, &[key]);

@@ -99,8 +99,8 @@ impl<const RATE: usize> Sponge<RATE> {
             self.resume_absorbing();
         }
         let mut block = [0u8; RATE];
-        if let Some(dst) = block.get_mut(..self.pos) {
-            dst.copy_from_slice(self.buf.get(..self.pos).unwrap_or(&[]));
+        if let (Some(dst), Some(src)) = (block.get_mut(..self.pos), self.buf.get(..self.pos)) {
+            dst.copy_from_slice(src);
         }
         if let Some(b) = block.get_mut(self.pos) {
             *b ^= domain;
@@ -129,7 +129,9 @@ impl<const RATE: usize> Sponge<RATE> {
             }
             let n = (RATE - self.pos).min(out.len());
             let (head, rest) = out.split_at_mut(n);
-            head.copy_from_slice(self.buf.get(self.pos..self.pos + n).unwrap_or(&[]));
+            if let Some(src) = self.buf.get(self.pos..self.pos + n) {
+                head.copy_from_slice(src);
+            }
             self.pos += n;
             out = rest;
         }

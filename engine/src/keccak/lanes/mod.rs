@@ -10,8 +10,6 @@
 //! `proptests/tests/keccak_lanes.rs`). A backend the CPU lacks is never run: asking for one
 //! falls back to the fastest available backend below it.
 
-#[macro_use]
-mod rounds;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 // AVX-512 intrinsics and the `avx512f` target feature are stable since Rust 1.89 (the
@@ -24,35 +22,6 @@ use core::fmt;
 
 use super::{LANES, f1600, kmac::Kmac};
 use crate::backend::Backend;
-
-/// The Keccak-f\[1600\] round constants (FIPS 202 §3.2.5), for the lane kernels.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-pub(crate) const RC: [u64; 24] = [
-    0x0000_0000_0000_0001,
-    0x0000_0000_0000_8082,
-    0x8000_0000_0000_808A,
-    0x8000_0000_8000_8000,
-    0x0000_0000_0000_808B,
-    0x0000_0000_8000_0001,
-    0x8000_0000_8000_8081,
-    0x8000_0000_0000_8009,
-    0x0000_0000_0000_008A,
-    0x0000_0000_0000_0088,
-    0x0000_0000_8000_8009,
-    0x0000_0000_8000_000A,
-    0x0000_0000_8000_808B,
-    0x8000_0000_0000_008B,
-    0x8000_0000_0000_8089,
-    0x8000_0000_0000_8003,
-    0x8000_0000_0000_8002,
-    0x8000_0000_0000_0080,
-    0x0000_0000_0000_800A,
-    0x8000_0000_8000_000A,
-    0x8000_0000_8000_8081,
-    0x8000_0000_0000_8080,
-    0x0000_0000_8000_0001,
-    0x8000_0000_8000_8008,
-];
 
 /// `vpternlogq` immediate for `a ^ b ^ c` (bit `4a + 2b + c` of the immediate is the result).
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]

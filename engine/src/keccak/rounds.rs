@@ -1,4 +1,5 @@
-//! The unrolled Keccak-f[1600] round, shared by every lane backend.
+//! The unrolled Keccak-f\[1600\] round text, shared by the scalar BMI permutation and every
+//! lane backend.
 
 /// Expands to the 24 rounds of Keccak-f[1600] on `$a: [V; 25]` (lane `x + 5y`), for any lane
 /// vector type `V`, given the lane operations as macro names:
@@ -10,7 +11,7 @@
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_macros))]
 macro_rules! keccak_f1600_rounds {
     ($a:ident, xor = $xor:ident, xor5 = $xor5:ident, rol = $rol:ident, chi = $chi:ident, iota = $iota:ident) => {
-        for rc in $crate::keccak::lanes::RC {
+        for rc in $crate::keccak::RC {
             let c0 = $xor5!($a[0], $a[5], $a[10], $a[15], $a[20]);
             let c1 = $xor5!($a[1], $a[6], $a[11], $a[16], $a[21]);
             let c2 = $xor5!($a[2], $a[7], $a[12], $a[17], $a[22]);
