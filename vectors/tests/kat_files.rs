@@ -45,7 +45,8 @@ fn mutate(v: &mut Value, field: &str, nth: usize) -> bool {
         match v {
             Value::Object(map) => {
                 if let Some(Value::String(s)) = map.get_mut(field) {
-                    if !s.is_empty() {
+                    // Only hex data counts (descriptions such as `input_rules` share names).
+                    if !s.is_empty() && s.len() % 2 == 0 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
                         if *nth == 0 {
                             let mut bytes = s.clone().into_bytes();
                             let mid = bytes.len() / 2;
