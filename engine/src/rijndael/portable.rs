@@ -428,6 +428,7 @@ fn sub_bytes(s: &mut State) {
 }
 
 #[cfg(test)]
+#[allow(clippy::needless_range_loop)]
 mod tests {
     use super::*;
     use crate::rijndael::reference;

@@ -227,7 +227,17 @@ fn ctr_xor_many_is_sequential() {
 
 #[test]
 fn key_length_errors() {
-    for len in [0usize, 31, 32, 64, 32 * 10, 32 * 11 + 1, 32 * 12, 32 * 66, 32 * 67] {
+    for len in [
+        0usize,
+        31,
+        32,
+        64,
+        32 * 10,
+        32 * 11 + 1,
+        32 * 12,
+        32 * 66,
+        32 * 67,
+    ] {
         let rk = vec![0u8; len];
         assert_eq!(
             Rijndael256::new(Backend::Portable, &rk).err(),
