@@ -62,7 +62,6 @@ mod cpu {
     //! CPU feature probes; `get()` is cached by cpufeatures.
     cpufeatures::new!(aesni, "aes", "sse2", "ssse3", "sse4.1");
     cpufeatures::new!(avx2, "avx2");
-    cpufeatures::new!(vaes256, "aes", "avx2", "vaes");
     cpufeatures::new!(avx512, "avx512f");
     cpufeatures::new!(vaes512, "aes", "avx2", "vaes", "avx512f", "avx512bw");
     cpufeatures::new!(vaes512vbmi, "aes", "avx2", "vaes", "avx512f", "avx512bw", "avx512vbmi");
@@ -74,7 +73,10 @@ mod cpu {
         avx2::get()
     }
     pub fn has_vaes256() -> bool {
-        vaes256::get()
+        // cpufeatures 0.3 ties "vaes" to the AVX-512 (zmm) OS state, but VAES on 256-bit
+        // registers needs only the AVX (ymm) state: AMD Zen 3 has VAES without AVX-512. std's
+        // detector checks the right state.
+        aesni::get() && avx2::get() && std::is_x86_feature_detected!("vaes")
     }
     pub fn has_avx512() -> bool {
         avx512::get()
