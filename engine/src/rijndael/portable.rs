@@ -237,12 +237,15 @@ fn get_lane(s: &State, lane: usize) -> Lane {
 #[inline(always)]
 fn xor_keystream(s: &Lane, out: &mut [u8; 64]) {
     let w = unpack_words(s);
-    let (cols, _) = out.as_chunks_mut::<4>();
-    let (blk0, blk1) = cols.split_at_mut(8);
-    // word c = column c of block 0 (low 4 bytes) and of block 1 (high 4 bytes)
-    for (wc, (a, b)) in w.iter().zip(blk0.iter_mut().zip(blk1.iter_mut())) {
-        *a = (u32::from_le_bytes(*a) ^ *wc as u32).to_le_bytes();
-        *b = (u32::from_le_bytes(*b) ^ (*wc >> 32) as u32).to_le_bytes();
+    let (blocks, _) = out.as_chunks_mut::<32>();
+    if let [blk0, blk1] = blocks {
+        let (cols0, _) = blk0.as_chunks_mut::<4>();
+        let (cols1, _) = blk1.as_chunks_mut::<4>();
+        // word c = column c of block 0 (low 4 bytes) and of block 1 (high 4 bytes)
+        for (wc, (a, b)) in w.iter().zip(cols0.iter_mut().zip(cols1.iter_mut())) {
+            *a = (u32::from_le_bytes(*a) ^ *wc as u32).to_le_bytes();
+            *b = (u32::from_le_bytes(*b) ^ (*wc >> 32) as u32).to_le_bytes();
+        }
     }
 }
 
@@ -342,9 +345,8 @@ fn unpack(s: &Lane) -> ([u8; 32], [u8; 32]) {
     let (ac, _) = a.as_chunks_mut::<4>();
     let (bc, _) = b.as_chunks_mut::<4>();
     for (wc, (x, y)) in w.iter().zip(ac.iter_mut().zip(bc.iter_mut())) {
-        let bytes = wc.to_le_bytes();
-        x.copy_from_slice(&bytes[..4]);
-        y.copy_from_slice(&bytes[4..]);
+        *x = (*wc as u32).to_le_bytes();
+        *y = ((*wc >> 32) as u32).to_le_bytes();
     }
     (a, b)
 }
