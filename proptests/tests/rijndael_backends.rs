@@ -86,7 +86,7 @@ fn report_backends() {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 256,
+        // cases: proptest's default (256, or PROPTEST_CASES)
         failure_persistence: Some(Box::new(
             proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
         )),
