@@ -24,7 +24,8 @@
 //! two halves can skip the in-half byte shuffle, because the row offsets minus the AES ones,
 //! `C_r - r = (0, 0, 1, 1)`, are not constant. So "one blend + one byte shuffle per half and
 //! round" is the minimum with these instructions; the shuffle cannot be pre-compensated in the
-//! round keys.
+//! round keys. (The backends compute the second, complementary blend as
+//! `a ^ b ^ first_blend`, which runs on more execution pipes than a second blend.)
 
 /// Rijndael-256 ShiftRows offsets: row `r` is rotated left by `SHIFTS[r]` columns.
 pub(crate) const SHIFTS: [usize; 4] = [0, 1, 3, 4];

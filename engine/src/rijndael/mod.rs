@@ -17,13 +17,17 @@
 //! | backend | file | shape |
 //! |---|---|---|
 //! | `portable` | `portable.rs` | bitsliced, constant time, 2 blocks per step, safe Rust |
-//! | `aesni` | `x86/aesni.rs` | AESENC on two 128-bit halves, blend + pshufb per round, 8 blocks in flight |
+//! | `aesni` | `x86/aesni.rs` | AESENC on two 128-bit halves, blend + pshufb per round, 6 blocks in flight |
 //! | `vaes256` | `x86/vaes256.rs` | VAES on 256-bit registers holding the same half of 2 blocks, 8 blocks in flight |
 //! | `vaes512` | `x86/vaes512.rs` | VAES on 512-bit registers holding the same half of 4 blocks, 16 blocks in flight |
 //! | `vaes512vbmi` | `x86/vaes512.rs` | VAES on 512-bit registers holding 2 whole blocks, one `vpermb` per round, 16 blocks in flight |
 //! | `armv8` | `armv8.rs` | AESE/AESMC on two halves, one two-register `TBL` per half and round |
 //!
 //! The byte-permutation trick shared by the SIMD backends is described in `layout.rs`.
+//!
+//! Throughput (keystream, 30 rounds, 16 KiB, AMD Zen 3 VM, on-CPU time): portable ~70 MB/s,
+//! aesni ~1.1 GB/s, vaes256 ~2.1 GB/s. Timing: `cargo test -p dktp --release
+//! rijndael::tests::keystream_speed -- --ignored --nocapture`.
 
 use crate::{Backend, BackendError};
 use core::fmt;
