@@ -28,7 +28,11 @@ pub struct Options {
 impl Options {
     /// Parses `speed`'s arguments.
     pub fn parse(args: &[String]) -> Result<Options> {
-        let mut o = Options { json: false, seconds: 0.3, only: None };
+        let mut o = Options {
+            json: false,
+            seconds: 0.3,
+            only: None,
+        };
         let mut it = args.iter();
         while let Some(a) = it.next() {
             match a.as_str() {
@@ -51,7 +55,39 @@ impl Options {
     }
 }
 
-/// Runs `op` repeatedly for about `secs` seconds; returns operations per second.
+/// A clock for single-threaded figures: this thread's on-CPU time where the OS tells it
+/// (Linux `/proc/thread-self/schedstat`), so other processes competing for the cores do not
+/// distort the figures; wall time elsewhere.
+pub struct CpuClock {
+    wall: Instant,
+    cpu_ns: Option<u64>,
+}
+
+impl CpuClock {
+    fn thread_cpu_ns() -> Option<u64> {
+        let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+        s.split_whitespace().next()?.parse().ok()
+    }
+
+    /// Starts measuring.
+    pub fn start() -> CpuClock {
+        CpuClock {
+            cpu_ns: Self::thread_cpu_ns(),
+            wall: Instant::now(),
+        }
+    }
+
+    /// Seconds since `start`, on-CPU when available.
+    pub fn elapsed(&self) -> f64 {
+        match (self.cpu_ns, Self::thread_cpu_ns()) {
+            (Some(a), Some(b)) if b > a => (b - a) as f64 / 1e9,
+            _ => self.wall.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+/// Runs `op` repeatedly for about `secs` seconds of this thread's CPU time; returns
+/// operations per second (the best of three timed runs).
 fn rate(secs: f64, mut op: impl FnMut()) -> f64 {
     // Warm up and estimate.
     let t0 = Instant::now();
@@ -61,12 +97,16 @@ fn rate(secs: f64, mut op: impl FnMut()) -> f64 {
         n += 1;
     }
     let per = t0.elapsed().as_secs_f64() / n as f64;
-    let iters = ((secs / per.max(1e-9)) as u64).max(3);
-    let t = Instant::now();
-    for _ in 0..iters {
-        op();
+    let iters = ((secs / 3.0 / per.max(1e-9)) as u64).max(3);
+    let mut best = 0.0f64;
+    for _ in 0..3 {
+        let t = CpuClock::start();
+        for _ in 0..iters {
+            op();
+        }
+        best = best.max(iters as f64 / t.elapsed().max(1e-9));
     }
-    iters as f64 / t.elapsed().as_secs_f64()
+    best
 }
 
 fn mbps(ops_per_s: f64, bytes: usize) -> f64 {
@@ -98,12 +138,13 @@ fn open_mbps(backend: Backend, size: usize, secs: f64) -> Result<f64> {
         packets.push(p);
     }
     let mut rx = Rcs512Channel::with_backend(backend, &KEY, &NONCE, &[])?;
-    let t = Instant::now();
+    let t = CpuClock::start();
     for p in &mut packets {
         let (body, tag) = p.split_at_mut(size);
-        rx.open_in_place(&HEADER, body, tag).context("open failed during speed test")?;
+        rx.open_in_place(&HEADER, body, tag)
+            .context("open failed during speed test")?;
     }
-    Ok(mbps(count as f64 / t.elapsed().as_secs_f64(), size))
+    Ok(mbps(count as f64 / t.elapsed().max(1e-9), size))
 }
 
 fn ctr_mbps(backend: Backend, secs: f64) -> Result<f64> {
@@ -189,13 +230,23 @@ fn print_tables(r: &Value) {
     let get = |k: &str| r.get(k).cloned().unwrap_or(Value::Null);
     println!("backend selected: {}", get("backend_selected"));
     println!();
-    println!("{:<14}{:>10}{:>10}{:>10}   (RCS-512 seal / open, MB/s)", "backend", "64 B", "1500 B", "16 KiB");
-    if let (Value::Object(seal), Value::Object(open)) = (get("rcs512_seal_mbps"), get("rcs512_open_mbps")) {
+    println!(
+        "{:<14}{:>10}{:>10}{:>10}   (RCS-512 seal / open, MB/s)",
+        "backend", "64 B", "1500 B", "16 KiB"
+    );
+    if let (Value::Object(seal), Value::Object(open)) =
+        (get("rcs512_seal_mbps"), get("rcs512_open_mbps"))
+    {
         for (b, row) in &seal {
             for (label, row) in [("seal", row), ("open", open.get(b).unwrap_or(&Value::Null))] {
                 print!("{:<14}", format!("{b} {label}"));
                 for size in SIZES {
-                    print!("{:>10}", row.get(size.to_string()).map(|v| v.to_string()).unwrap_or_default());
+                    print!(
+                        "{:>10}",
+                        row.get(size.to_string())
+                            .map(|v| v.to_string())
+                            .unwrap_or_default()
+                    );
                 }
                 println!();
             }
@@ -205,7 +256,12 @@ fn print_tables(r: &Value) {
     print!("{:<14}", "KMAC-512");
     if let Value::Object(k) = get("kmac512_mbps") {
         for size in SIZES {
-            print!("{:>10}", k.get(&size.to_string()).map(|v| v.to_string()).unwrap_or_default());
+            print!(
+                "{:>10}",
+                k.get(&size.to_string())
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
+            );
         }
     }
     println!("   (MB/s, the bound for one RCS stream)");
@@ -220,7 +276,10 @@ fn print_tables(r: &Value) {
         let x1 = p.get("x1").and_then(Value::as_f64).unwrap_or(1.0);
         for (k, v) in p {
             let n = v.as_f64().unwrap_or(0.0);
-            println!("Keccak-f[1600] {k}: {n:>12.0} permutations/s ({:.2}x scalar)", n / x1);
+            println!(
+                "Keccak-f[1600] {k}: {n:>12.0} permutations/s ({:.2}x scalar)",
+                n / x1
+            );
         }
     }
 }
