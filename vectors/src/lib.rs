@@ -7,6 +7,7 @@
 use serde_json::Value;
 
 pub mod keccak_kat;
+pub mod pqc_kat;
 pub mod rcs_kat;
 
 /// Pass/fail/skip counts for one or more files, with the names of failing cases.
@@ -57,6 +58,10 @@ pub fn check_value(v: &Value, tally: &mut Tally) -> bool {
     if rcs_kat::recognizes(v) {
         recognized = true;
         rcs_kat::run(v, tally);
+    }
+    if pqc_kat::recognizes(v) {
+        recognized = true;
+        pqc_kat::run(v, tally);
     }
     recognized
 }
