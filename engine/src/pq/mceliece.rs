@@ -3,14 +3,15 @@
 //!
 //! | operation | native | wasm32 |
 //! |---|---|---|
-//! | keys from coins | `classic-mceliece-rust` (348864: 2.0.2; 6688128: 1.1.0) | same |
+//! | keys from coins | `pq-mceliece` (pure Rust, all sets) | same |
 //! | one-use keys | `pqcrypto-classicmceliece` 0.1 (C/AVX2), all sets | as keys from coins |
 //! | encapsulation | this module (all sets, from coins) | this module |
-//! | decapsulation | `pqcrypto-classicmceliece` 0.1, all sets | `classic-mceliece-rust` (two sets) |
+//! | decapsulation | `pqcrypto-classicmceliece` 0.1, all sets | `pq-mceliece` "pc" sets (all but 348864) |
 //!
-//! Why the split: `classic-mceliece-rust` reproduces the reference's key generation from
-//! its 32 coins but builds one parameter set per cargo feature, and cargo admits one
-//! version per semver line, so one binary can carry it for two sets only. The C crate is
+//! Why the split: `pq-mceliece` reproduces the reference's key generation from its 32
+//! coins (its round-4 key generation is round 3's), for every set at once, but is slow
+//! (seconds). (`classic-mceliece-rust` 2.0 also does, but builds one parameter set per cargo
+//! feature, and cargo admits one version per semver line.) The C crate is
 //! fast (decapsulation well under a millisecond) and decapsulates reference ciphertexts with
 //! the reference's secret keys (reordered, below), but takes no coins. Encapsulation is short enough to write here (FixedWeight + syndrome + two SHAKE
 //! calls, round-3 specification §2.4), which makes it reproducible from recorded coins for
@@ -26,7 +27,7 @@
 use super::{Entropy, KemAlg, PqError, SecretBytes, SharedSecret};
 use sha3::Shake256;
 use sha3::digest::{ExtendableOutput, Update, XofReader};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 /// Round-3 parameters: field degree m, code length n, error weight t.
 #[derive(Clone, Copy, Debug)]
@@ -47,6 +48,7 @@ impl Params {
         (self.n - self.mt()).div_ceil(8)
     }
     /// Secret-key offset of s (after δ, c, g and the control bits).
+    #[cfg(test)]
     const fn s_offset(&self, sk_len: usize) -> usize {
         sk_len - self.n / 8
     }
@@ -175,113 +177,44 @@ fn rejection_value(p: &Params, sk: &[u8], ct: &[u8]) -> [u8; 32] {
 }
 
 // ---------------------------------------------------------------------------------------
-// Keys from coins: classic-mceliece-rust on every target, for the sets it is built with.
+// Keys from coins: pq-mceliece on every target.
 
-/// Adapts [`Entropy`] to the `rand_core` 0.6 traits the crate takes; remembers a failure.
-struct RngAdapter<'a> {
-    inner: &'a mut dyn Entropy,
-    failed: bool,
+fn pq_alg(alg: KemAlg) -> Result<pq_mceliece::Algorithm, PqError> {
+    use pq_mceliece::Algorithm as A;
+    Ok(match alg {
+        KemAlg::McEliece348864 => A::McEliece348864,
+        KemAlg::McEliece460896 => A::McEliece460896,
+        KemAlg::McEliece6688128 => A::McEliece6688128,
+        KemAlg::McEliece6960119 => A::McEliece6960119,
+        KemAlg::McEliece8192128 => A::McEliece8192128,
+        _ => return Err(PqError::AlgorithmMismatch),
+    })
 }
 
-impl rand_core_06::RngCore for RngAdapter<'_> {
-    fn next_u32(&mut self) -> u32 {
-        let mut b = [0u8; 4];
-        self.fill_bytes(&mut b);
-        u32::from_le_bytes(b)
-    }
-    fn next_u64(&mut self) -> u64 {
-        let mut b = [0u8; 8];
-        self.fill_bytes(&mut b);
-        u64::from_le_bytes(b)
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        if self.inner.fill(dest).is_err() {
-            self.failed = true;
-            dest.fill(0);
-        }
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core_06::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
-
-impl rand_core_06::CryptoRng for RngAdapter<'_> {}
-
-impl mceliece_r3_s5::RNGState for RngAdapter<'_> {
-    fn randombytes(&mut self, x: &mut [u8]) -> Result<(), Box<dyn std::error::Error>> {
-        rand_core_06::RngCore::fill_bytes(self, x);
-        Ok(())
-    }
-    fn randombytes_init(&mut self, _entropy_input: [u8; 48]) {}
-}
-
-fn boxed<const N: usize>() -> Box<[u8; N]> {
-    let v = vec![0u8; N].into_boxed_slice();
-    match v.try_into() {
-        Ok(b) => b,
-        // The slice has exactly N bytes, so the conversion cannot fail.
-        Err(_) => unreachable!(),
-    }
-}
-
-const UNSUPPORTED_COINS: &str = "keys from coins exist for mceliece348864, mceliece460896 and \
-     mceliece6688128 only (one classic-mceliece-rust build per set); use one-use keys (generate_ephemeral)";
-
-fn keygen_coins_inner(alg: KemAlg, rng: &mut dyn Entropy) -> Result<(Vec<u8>, SecretBytes), PqError> {
-    let mut adapter = RngAdapter { inner: rng, failed: false };
-    let out = match alg {
-        KemAlg::McEliece348864 => {
-            let (pk, sk) = mceliece_r3_s1::keypair_boxed(&mut adapter);
-            (pk.as_array().to_vec(), SecretBytes::from_slice(sk.as_array()))
-        }
-        KemAlg::McEliece460896 => {
-            let (pk, sk) = mceliece_r4_s3::keypair_boxed(&mut adapter);
-            (pk.as_array().to_vec(), SecretBytes::from_slice(sk.as_array()))
-        }
-        KemAlg::McEliece6688128 => {
-            use mceliece_r3_s5::{CRYPTO_PUBLICKEYBYTES as PK, CRYPTO_SECRETKEYBYTES as SK};
-            let mut pk = boxed::<PK>();
-            let mut sk = boxed::<SK>();
-            let r = mceliece_r3_s5::crypto_kem_keypair(&mut pk, &mut sk, &mut adapter);
-            let out = (pk.to_vec(), SecretBytes::from_slice(&sk[..]));
-            sk.zeroize();
-            r.map_err(|_| PqError::Random)?;
-            out
-        }
-        _ => return Err(PqError::Unsupported { alg: alg.name(), reason: UNSUPPORTED_COINS }),
-    };
-    if adapter.failed {
-        return Err(PqError::Random);
-    }
-    Ok(out)
+/// Round-3 SeededKeyGen from the 32-byte seed (retries expand inside, drawing nothing).
+fn keygen_from_seed(alg: KemAlg, seed: &[u8]) -> Result<(Vec<u8>, SecretBytes), PqError> {
+    let (ek, dk) = pq_alg(alg)?.generate_keypair_from_seed(seed).map_err(|_| PqError::Random)?;
+    Ok((ek.value().to_vec(), SecretBytes::from_slice(dk.value())))
 }
 
 /// Key generation from 32 coins (reference-exact), on a thread with a large stack natively.
 pub(super) fn keygen(alg: KemAlg, rng: &mut dyn Entropy) -> Result<(Vec<u8>, SecretBytes), PqError> {
     params(alg)?;
-    if !matches!(alg, KemAlg::McEliece348864 | KemAlg::McEliece460896 | KemAlg::McEliece6688128) {
-        return Err(PqError::Unsupported { alg: alg.name(), reason: UNSUPPORTED_COINS });
-    }
+    let mut seed = Zeroizing::new([0u8; 32]);
+    rng.fill(&mut seed[..])?;
     #[cfg(not(target_arch = "wasm32"))]
     {
-        // The crate draws exactly 32 bytes at first and more only on a (rare) retry; the
-        // seed stream is served from this thread so `rng` need not be Send.
-        let mut coins = Zeroizing::new(vec![0u8; 32]);
-        rng.fill(&mut coins)?;
-        let seed = coins.clone();
-        let handle = std::thread::Builder::new()
+        let seed = seed.clone();
+        std::thread::Builder::new()
             .stack_size(KEYGEN_STACK)
-            .spawn(move || {
-                let mut replay = super::Coins::new(&seed);
-                keygen_coins_inner(alg, &mut replay)
-            })
-            .map_err(|_| PqError::Unsupported { alg: alg.name(), reason: "cannot start a key-generation thread" })?;
-        handle.join().unwrap_or(Err(PqError::Random))
+            .spawn(move || keygen_from_seed(alg, &seed[..]))
+            .map_err(|_| PqError::Unsupported { alg: alg.name(), reason: "cannot start a key-generation thread" })?
+            .join()
+            .unwrap_or(Err(PqError::Random))
     }
     #[cfg(target_arch = "wasm32")]
     {
-        keygen_coins_inner(alg, rng)
+        keygen_from_seed(alg, &seed[..])
     }
 }
 
@@ -402,35 +335,31 @@ pub(super) fn decapsulate(alg: KemAlg, sk: &[u8], ct: &[u8]) -> Result<SharedSec
     }
 }
 
-/// Decapsulation through classic-mceliece-rust (the two sets it is built with).
+/// Decapsulation through pq-mceliece's "pc" sets (round-3 ciphertexts), for wasm32.
 #[allow(dead_code)]
 fn decapsulate_portable(alg: KemAlg, sk: &[u8], ct: &[u8]) -> Result<SharedSecret, PqError> {
-    let mut key = [0u8; 32];
-    match alg {
-        KemAlg::McEliece348864 => {
-            use mceliece_r3_s1::{CRYPTO_CIPHERTEXTBYTES as CT, CRYPTO_SECRETKEYBYTES as SK};
-            let c: [u8; CT] = ct.try_into().map_err(|_| PqError::InvalidSecretKey)?;
-            let mut b = boxed::<SK>();
-            b.copy_from_slice(sk);
-            let sk = mceliece_r3_s1::SecretKey::from(b);
-            let ss = mceliece_r3_s1::decapsulate_boxed(&mceliece_r3_s1::Ciphertext::from(c), &sk);
-            key.copy_from_slice(ss.as_array());
-        }
-        KemAlg::McEliece6688128 => {
-            use mceliece_r3_s5::{CRYPTO_CIPHERTEXTBYTES as CT, CRYPTO_SECRETKEYBYTES as SK};
-            let c: [u8; CT] = ct.try_into().map_err(|_| PqError::InvalidSecretKey)?;
-            let mut b = boxed::<SK>();
-            b.copy_from_slice(sk);
-            mceliece_r3_s5::crypto_kem_dec(&mut key, &c, &b).map_err(|_| PqError::InvalidSecretKey)?;
-            b.zeroize();
-        }
+    use pq_mceliece::Algorithm as A;
+    let a = match alg {
+        KemAlg::McEliece460896 => A::McEliece460896pc,
+        KemAlg::McEliece6688128 => A::McEliece6688128pc,
+        KemAlg::McEliece6960119 => A::McEliece6960119pc,
+        KemAlg::McEliece8192128 => A::McEliece8192128pc,
         _ => {
             return Err(PqError::Unsupported {
                 alg: alg.name(),
-                reason: "decapsulation on this target exists for mceliece348864 and mceliece6688128 only",
+                reason: "no portable round-3 decapsulation for this set on this target",
             });
         }
-    }
+    };
+    let dk = a.decapsulation_key_from_bytes(sk).map_err(|_| PqError::InvalidSecretKey)?;
+    let c = a.ciphertext_from_bytes(ct).map_err(|_| PqError::Length {
+        what: "KEM ciphertext",
+        expected: alg.sizes().ciphertext,
+        actual: ct.len(),
+    })?;
+    let ss = a.decapsulate(&dk, &c).map_err(|_| PqError::InvalidSecretKey)?;
+    let mut key = [0u8; 32];
+    key.copy_from_slice(ss.value());
     Ok(SharedSecret::new(key))
 }
 
