@@ -12,6 +12,10 @@
 //! | [`keccak`] | Keccak-f\[1600\], SHA3, SHAKE, cSHAKE, KMAC (incl. the rate-72 "512" family and the reference's KMAC finalize quirk), multi-lane permutations |
 //! | [`rijndael`] | Rijndael-256 (256-bit block) block function and CTR keystream, one implementation per backend |
 //! | [`rcs`] | RCS-256 / RCS-512: Rijndael-256 CTR + KMAC tag, a stateful authenticated channel |
+//! | [`pq`] | post-quantum KEMs ([`pq::KemAlg`]: ML-KEM, Kyber k = 5, Classic McEliece) and signatures ([`pq::SigAlg`]: ML-DSA, SPHINCS+), every set selectable at run time, randomness as an argument |
+//! | [`config`] | the configuration strings (`dilithium-s5_kyber-s5_sha3_rcs`, ...), their algorithms and message / key-file sizes |
+//! | [`peer_key`] | local (`.dskey`) and remote (`.dpkey`) peer keys: generation, linking, serialization |
+//! | [`pool`] | background pre-generation of ephemeral KEM key pairs (feature `pool`) |
 //!
 //! Secrets zeroize on drop and never print; secret-dependent work is constant time.
 #![deny(unsafe_code)]
@@ -21,6 +25,7 @@ pub mod backend;
 pub mod config;
 pub mod keccak;
 pub mod peer_key;
+pub mod pool;
 pub mod pq;
 pub mod rcs;
 pub mod rijndael;
