@@ -66,6 +66,7 @@ fn params(alg: KemAlg) -> Result<Params, PqError> {
 }
 
 /// The 8 bytes of pivot information of a non-"f" round-3 secret key: c = 2³² − 1.
+#[cfg(not(target_arch = "wasm32"))]
 const PIVOTS: [u8; 8] = [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
 /// Stack for key generation threads (the crates keep the key matrix on the stack).
 #[cfg(not(target_arch = "wasm32"))]
