@@ -14,10 +14,11 @@
 //! | [`rcs`] | RCS-256 / RCS-512: Rijndael-256 CTR + KMAC tag, a stateful authenticated channel |
 //! | [`error`] | the DKTP wire error codes and the engine's [`Error`], grouped by who is to blame |
 //! | [`packet`] | the 21-byte header, stream framing, error packets, the reference's header checks |
-//! | [`pq`] | the post-quantum KEMs and signatures of every parameter set, chosen at run time |
-//! | [`config`] | configuration strings and the per-configuration sizes |
-//! | [`peer_key`] | local and remote peer keys, `.dskey` / `.dpkey` layouts |
 //! | [`key_schedule`] | handshake channel keys and pss updates (cSHAKE512), asymmetric-ratchet re-key |
+//! | [`pq`] | post-quantum KEMs ([`pq::KemAlg`]: ML-KEM, Kyber k = 5, Classic McEliece) and signatures ([`pq::SigAlg`]: ML-DSA, SPHINCS+), every set selectable at run time, randomness as an argument |
+//! | [`config`] | the configuration strings (`dilithium-s5_kyber-s5_sha3_rcs`, ...), their algorithms and message / key-file sizes |
+//! | [`peer_key`] | local (`.dskey`) and remote (`.dpkey`) peer keys: generation, linking, serialization |
+//! | [`pool`] | background pre-generation of ephemeral KEM key pairs (feature `pool`) |
 //!
 //! Secrets zeroize on drop and never print; secret-dependent work is constant time.
 #![deny(unsafe_code)]
@@ -30,6 +31,7 @@ pub mod keccak;
 pub mod key_schedule;
 pub mod packet;
 pub mod peer_key;
+pub mod pool;
 pub mod pq;
 pub mod rcs;
 pub mod rijndael;

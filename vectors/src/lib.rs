@@ -9,6 +9,7 @@ use serde_json::Value;
 pub mod kdf_kat;
 pub mod keccak_kat;
 pub mod packets_kat;
+pub mod pqc_kat;
 pub mod rcs_kat;
 
 /// Pass/fail/skip counts for one or more files, with the names of failing cases.
@@ -67,6 +68,10 @@ pub fn check_value(v: &Value, tally: &mut Tally) -> bool {
     if packets_kat::recognizes(v) {
         recognized = true;
         packets_kat::run(v, tally);
+    }
+    if pqc_kat::recognizes(v) {
+        recognized = true;
+        pqc_kat::run(v, tally);
     }
     recognized
 }
