@@ -23,6 +23,7 @@ pub struct Options {
     json: bool,
     seconds: f64,
     only: Option<Backend>,
+    pq: bool,
 }
 
 impl Options {
@@ -32,11 +33,13 @@ impl Options {
             json: false,
             seconds: 0.3,
             only: None,
+            pq: true,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
             match a.as_str() {
                 "--json" => o.json = true,
+                "--no-pq" => o.pq = false,
                 "--seconds" => {
                     let v = it.next().context("--seconds needs a value")?;
                     o.seconds = v.parse().with_context(|| format!("--seconds {v}"))?;
@@ -182,6 +185,37 @@ fn perms(secs: f64) -> Map<String, Value> {
     m
 }
 
+/// Operations per second for every post-quantum set and operation: each operation runs at
+/// least twice, then for about `secs` (slow ones — McEliece keygen, SPHINCS+ signing — are
+/// not repeated beyond that).
+fn pq_ops(secs: f64) -> Result<Map<String, Value>> {
+    use dktp::pq::OsEntropy;
+    use dktp::pq::speed::{PqBench, all_sets};
+    let mut out = Map::new();
+    for (set, ops) in all_sets() {
+        let mut b = match PqBench::new(set, &mut OsEntropy) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("dktp speed: {set}: {e}");
+                continue;
+            }
+        };
+        let mut row = Map::new();
+        for &op in ops {
+            let mut n = 0u32;
+            let t = CpuClock::start();
+            while n < 2 || (t.elapsed() < secs && n < 100_000) {
+                b.run(op, &mut OsEntropy).with_context(|| format!("{set} {op}"))?;
+                n += 1;
+            }
+            let per_s = f64::from(n) / t.elapsed().max(1e-9);
+            row.insert(op.name().into(), json!((per_s * 10.0).round() / 10.0));
+        }
+        out.insert(set.into(), Value::Object(row));
+    }
+    Ok(out)
+}
+
 /// Runs the measurements and prints them.
 pub fn run(o: Options) -> Result<()> {
     let selected = Backend::selected()?;
@@ -208,6 +242,7 @@ pub fn run(o: Options) -> Result<()> {
         kmac.insert(size.to_string(), json!(kmac_mbps(size, secs)));
     }
     let lane_backend = lanes::LaneBackend::for_backend(selected);
+    let pq = if o.pq { Value::Object(pq_ops(secs)?) } else { Value::Null };
     let report = json!({
         "backend_selected": selected.name(),
         "backends_available": Backend::available().iter().map(|b| b.name()).collect::<Vec<_>>(),
@@ -217,6 +252,7 @@ pub fn run(o: Options) -> Result<()> {
         "kmac512_mbps": kmac,
         "keccak_perms_per_s": perms(secs),
         "keccak_lanes_backend": lane_backend.name(),
+        "pq_ops_per_s": pq,
     });
     if o.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -224,6 +260,23 @@ pub fn run(o: Options) -> Result<()> {
         print_tables(&report);
     }
     Ok(())
+}
+
+fn print_pq(r: &Value) {
+    let Some(Value::Object(sets)) = r.get("pq_ops_per_s") else { return };
+    println!();
+    println!("{:<16}{:>12}{:>12}{:>12}   (post-quantum operations/s; µs each in brackets)", "set", "keygen", "encaps|sign", "decaps|verify");
+    for (set, ops) in sets {
+        print!("{set:<16}");
+        for names in [["keygen", "keygen"], ["encaps", "sign"], ["decaps", "verify"]] {
+            let v = names.iter().find_map(|n| ops.get(*n)).and_then(Value::as_f64);
+            match v {
+                Some(v) if v > 0.0 => print!("{:>12}", format!("{v:.0} ({:.0})", 1e6 / v)),
+                _ => print!("{:>12}", "-"),
+            }
+        }
+        println!();
+    }
 }
 
 fn print_tables(r: &Value) {
