@@ -335,4 +335,5 @@ fn print_tables(r: &Value) {
             );
         }
     }
+    print_pq(r);
 }
