@@ -18,6 +18,11 @@
 //! | [`config`] | configuration strings and the per-configuration sizes |
 //! | [`peer_key`] | local and remote peer keys, `.dskey` / `.dpkey` layouts |
 //! | [`key_schedule`] | handshake channel keys and pss updates (cSHAKE512), asymmetric-ratchet re-key |
+//! | [`transcript`] | the handshake's signed message hashes `hm1..hm4` and session hash `sch1..sch5` |
+//! | [`kex`] | the handshake: one state type per awaited message, client and server, the replay gate |
+//! | [`session`] | an established session: data packets, close, the outputs queue |
+//! | [`ratchet`] | the asymmetric ratchet's messages and re-key, the crossing-request rule |
+//! | [`connection`] | `Connection` (handshake then session behind one sans-IO API) and the callback adapter mapping the integration guide's functions |
 //!
 //! Secrets zeroize on drop and never print; secret-dependent work is constant time.
 #![deny(unsafe_code)]
@@ -25,14 +30,19 @@
 
 pub mod backend;
 pub mod config;
+pub mod connection;
 pub mod error;
 pub mod keccak;
+pub mod kex;
 pub mod key_schedule;
 pub mod packet;
 pub mod peer_key;
 pub mod pq;
+pub mod ratchet;
 pub mod rcs;
 pub mod rijndael;
+pub mod session;
+pub mod transcript;
 
 pub use backend::{Backend, BackendError};
 pub use error::{Error, ErrorCode};
