@@ -9,6 +9,7 @@ use serde_json::Value;
 pub mod kdf_kat;
 pub mod keccak_kat;
 pub mod packets_kat;
+pub mod pqc_kat;
 pub mod rcs_kat;
 pub mod transcript_kat;
 
@@ -72,6 +73,10 @@ pub fn check_value(v: &Value, tally: &mut Tally) -> bool {
     if transcript_kat::recognizes(v) {
         recognized = true;
         transcript_kat::run(v, tally);
+    }
+    if pqc_kat::recognizes(v) {
+        recognized = true;
+        pqc_kat::run(v, tally);
     }
     recognized
 }
