@@ -31,6 +31,8 @@
 pub mod client;
 mod gate;
 pub mod server;
+#[cfg(test)]
+mod tests;
 
 pub use gate::ReplayGate;
 
