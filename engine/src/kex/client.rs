@@ -46,7 +46,7 @@ pub fn start(
 }
 
 /// Awaits the connect response (0x02, sequence 0).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct AwaitConnectResponse {
     keys: PeerKeys,
     settings: Settings,
@@ -123,7 +123,7 @@ impl AwaitConnectResponse {
 }
 
 /// Awaits the exchange response (0x06, sequence 1).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct AwaitExchangeResponse {
     keys: PeerKeys,
     settings: Settings,

@@ -144,7 +144,7 @@ impl AwaitConnectRequest {
 }
 
 /// Awaits the exchange request (0x05, sequence 1).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct AwaitExchangeRequest {
     keys: PeerKeys,
     settings: Settings,
