@@ -11,6 +11,9 @@
 //!   other than the smallest are `#[ignore]`d (key generation is slow); run them with
 //!   `cargo test --release -p dktp-proptests --test session -- --ignored`.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -42,9 +45,9 @@ fn note(size: usize) {
     let _ = LARGEST.try_with(|l| l.set(l.get().max(size)));
 }
 
-// SAFETY (all four): every call is forwarded unchanged to the system allocator; the only
-// addition is recording the requested size in a thread-local `Cell` that never allocates.
 #[allow(unsafe_code)]
+// SAFETY: every call is forwarded unchanged to the system allocator; the only addition is
+// recording the requested size in a thread-local `Cell` that never allocates.
 unsafe impl GlobalAlloc for Tracking {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         note(layout.size());
