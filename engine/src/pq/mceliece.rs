@@ -369,6 +369,28 @@ mod tests {
     use super::*;
     use crate::pq::OsEntropy;
 
+    /// The wasm32 decapsulation path agrees with the native one, valid and tampered.
+    #[test]
+    #[cfg(not(target_arch = "wasm32"))]
+    fn portable_decapsulation_matches_native() {
+        for alg in [KemAlg::McEliece460896, KemAlg::McEliece6688128, KemAlg::McEliece6960119, KemAlg::McEliece8192128] {
+            let kp = alg.generate_ephemeral(&mut OsEntropy).unwrap();
+            let (ct, ss) = alg.encapsulate(&kp.public, &mut OsEntropy).unwrap();
+            assert_eq!(decapsulate_portable(alg, kp.secret.expose(), &ct).unwrap(), ss, "{alg}");
+            let mut bad = ct.clone();
+            bad[1] ^= 4;
+            assert_eq!(
+                decapsulate_portable(alg, kp.secret.expose(), &bad).unwrap(),
+                alg.decapsulate(&kp.secret, &bad).unwrap(),
+                "{alg}"
+            );
+        }
+        assert!(matches!(
+            decapsulate_portable(KemAlg::McEliece348864, &[0u8; 6492], &[0u8; 128]),
+            Err(PqError::Unsupported { .. })
+        ));
+    }
+
     /// Our encapsulation against the C crate's decapsulation, every set.
     #[test]
     #[cfg(not(target_arch = "wasm32"))]
