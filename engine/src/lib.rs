@@ -18,12 +18,14 @@
 //! | [`config`] | configuration strings and the per-configuration sizes |
 //! | [`peer_key`] | local and remote peer keys, `.dskey` / `.dpkey` layouts |
 //! | [`key_schedule`] | handshake channel keys and pss updates (cSHAKE512), asymmetric-ratchet re-key |
+//! | [`batch`] | data packets of many sessions sealed/opened at once: KMACs in x4/x8 Keccak lanes, rayon across cores ([`batch::DataSession`] = one session's data phase) |
 //!
 //! Secrets zeroize on drop and never print; secret-dependent work is constant time.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod batch;
 pub mod config;
 pub mod error;
 pub mod keccak;

@@ -1,0 +1,646 @@
+//! The batch engine: seal and open the data packets of many sessions at once (FACTS §2, §7).
+//!
+//! One RCS stream is bound by its sequential KMAC, but independent sessions are not bound by
+//! each other: a [`Batch`] runs the KMAC permutations of different sessions side by side in
+//! the lanes of one multi-lane Keccak ([`crate::keccak::lanes`]: x4 with AVX2, x8 with
+//! AVX-512), the CTR keystream of each packet on the session's own Rijndael backend, and
+//! large batches on several cores (feature `parallel`, rayon), sessions partitioned so no two
+//! threads touch one. Every output and every session state after a flush equal those of the
+//! sequential calls ([`DataSession::seal`], [`DataSession::open`]) in submission order
+//! (`proptests/tests/batch.rs`).
+//!
+//! # Shape
+//!
+//! A server's event loop, in one turn, hands over what arrived on many connections and gets
+//! back what to write to each socket:
+//!
+//! 1. [`Batch::add`] borrows a session (`&mut`) for the turn and returns its [`SessionId`];
+//! 2. [`Batch::open`] takes a received packet (`&mut [u8]`, header included, as framed by
+//!    [`packet::frame`](crate::packet::frame)); it is authenticated and decrypted **in place**;
+//!    [`Batch::seal`] takes a message (`&[u8]`), which is copied once, into the batch's
+//!    output buffer, and encrypted there;
+//! 3. [`Batch::flush`] runs everything and returns [`Flushed`]: per job an [`Outcome`] (the
+//!    sealed packet, the plaintext, or a typed error), and per session
+//!    [`Flushed::output`], all its sealed packets back to back — one socket write.
+//!
+//! Jobs of one session run in submission order; jobs of different sessions in any order.
+//! Nothing waits to fill lanes: a flush runs whatever was submitted at the widest lane width
+//! that fits and the rest scalar. A failure touches only its session: a received packet that
+//! fails a check ends that session ([`Status::Failed`]) and its later jobs fail too; other
+//! sessions carry on. A control packet (an asymmetric ratchet, flags 0x0E/0x0F) is handed
+//! back untouched as [`Outcome::Control`] and that session's later jobs are
+//! [`Outcome::Deferred`]: the session's own code handles it (it may re-key), then the caller
+//! submits the rest again.
+//!
+//! The engine keeps no registry and no global state: sessions and packet buffers are
+//! borrowed for the turn, the output buffer is reusable ([`Scratch`]).
+//!
+//! # Example: one server turn over in-memory connections
+//!
+//! ```
+//! use dktp::batch::{Batch, DataSession, Outcome, Scratch};
+//! use dktp::rcs::Rcs512Channel;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let now = 1_767_225_600; // the caller's clock (Unix seconds)
+//!
+//! // A session pair per connection, keyed crosswise as a handshake would leave them.
+//! let pair = |i: u8| -> Result<(DataSession, DataSession), dktp::rcs::RcsError> {
+//!     let (k1, n1, k2, n2) = ([i; 64], [i; 32], [!i; 64], [!i; 32]);
+//!     let server = DataSession::new(
+//!         Rcs512Channel::new(&k1, &n1, &[])?,
+//!         Rcs512Channel::new(&k2, &n2, &[])?,
+//!         3,
+//!         3,
+//!     );
+//!     let client = DataSession::new(
+//!         Rcs512Channel::new(&k2, &n2, &[])?,
+//!         Rcs512Channel::new(&k1, &n1, &[])?,
+//!         3,
+//!         3,
+//!     );
+//!     Ok((server, client))
+//! };
+//!
+//! /// The server's side of a connection.
+//! struct Conn {
+//!     session: DataSession,
+//!     inbox: Vec<Vec<u8>>,   // whole packets read from the socket
+//!     outbox: Vec<Vec<u8>>,  // messages the application wants sent
+//!     socket: Vec<u8>,       // bytes to write to the socket
+//! }
+//!
+//! let mut conns = Vec::new();
+//! let mut clients = Vec::new();
+//! for i in 0..40u8 {
+//!     let (session, mut client) = pair(i)?;
+//!     // Each client sends two requests.
+//!     let mut inbox = Vec::new();
+//!     for r in 0..2u8 {
+//!         let mut wire = Vec::new();
+//!         client.seal(&[i, r, 0xab], now, &mut wire)?;
+//!         inbox.push(wire);
+//!     }
+//!     let outbox = vec![b"hello".to_vec()];
+//!     conns.push(Conn { session, inbox, outbox, socket: Vec::new() });
+//!     clients.push(client);
+//! }
+//!
+//! let mut scratch = Scratch::default();
+//! for _turn in 0..2 {
+//!     let mut batch = Batch::new().with_scratch(scratch);
+//!     let mut opens = Vec::new();
+//!     let mut sockets = Vec::new();
+//!     for (c, conn) in conns.iter_mut().enumerate() {
+//!         let Conn { session, inbox, outbox, socket } = conn;
+//!         let s = batch.add(session);
+//!         for p in inbox.iter_mut() {
+//!             opens.push((c, batch.open(s, p)));
+//!         }
+//!         for m in outbox.iter() {
+//!             batch.seal(s, m);
+//!         }
+//!         sockets.push((s, socket));
+//!     }
+//!     let done = batch.flush(now);
+//!     // What to write to each socket: one contiguous run of packets per session.
+//!     for (s, socket) in sockets {
+//!         socket.extend_from_slice(done.output(s));
+//!     }
+//!     // What arrived: the application echoes each request on the next turn.
+//!     let mut echoes = Vec::new();
+//!     for (c, job) in opens {
+//!         match done.outcome(job) {
+//!             Outcome::Opened(plaintext) => echoes.push((c, plaintext.to_vec())),
+//!             other => panic!("connection {c}: {other:?}"),
+//!         }
+//!     }
+//!     scratch = done.into_scratch();
+//!     for conn in conns.iter_mut() {
+//!         conn.inbox.clear();
+//!         conn.outbox.clear();
+//!     }
+//!     for (c, msg) in echoes {
+//!         conns[c].outbox.push(msg);
+//!     }
+//! }
+//!
+//! // Each client reads what the server wrote: "hello", then its two echoes.
+//! for (conn, client) in conns.iter_mut().zip(clients.iter_mut()) {
+//!     let mut stream = &mut conn.socket[..];
+//!     let mut got = Vec::new();
+//!     while !stream.is_empty() {
+//!         let dktp::packet::Frame::Complete { len, .. } =
+//!             dktp::packet::frame(stream, dktp::packet::MAX_MESSAGE)?
+//!         else {
+//!             panic!("partial packet")
+//!         };
+//!         let (packet, rest) = stream.split_at_mut(len);
+//!         match client.open(packet, now)? {
+//!             dktp::batch::Received::Data(pt) => got.push(pt.to_vec()),
+//!             dktp::batch::Received::Control(_) => panic!("control packet"),
+//!         }
+//!         stream = rest;
+//!     }
+//!     assert_eq!(got.len(), 3);
+//!     assert_eq!(got[0], b"hello");
+//!     assert_eq!(got[1][1..], [0, 0xab]);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+mod lanes;
+mod session;
+
+use core::fmt;
+
+use crate::config::MAX_DATA_PAYLOAD;
+use crate::error::{Error, Misuse};
+use crate::keccak::lanes::LaneBackend;
+use crate::packet::HEADER_LEN;
+use lanes::{Record, Stream, Task, TaskKind};
+
+pub use session::{DataSession, Received, Status, sealed_len};
+
+/// Work (Keccak permutations) below which a flush stays on one thread: waking the pool costs
+/// about what this many permutations do.
+const MIN_WORK_PER_THREAD: u64 = 256;
+
+/// A session borrowed by a [`Batch`] (an index into it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(usize);
+
+impl SessionId {
+    /// The position of the session in the order it was added.
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// A job of a [`Batch`] (its position in submission order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(usize);
+
+impl JobId {
+    /// The position of the job in submission order.
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// Buffers a batch can reuse from one turn to the next (the output buffer of sealed
+/// packets), so a steady server loop does not allocate.
+#[derive(Default)]
+pub struct Scratch {
+    arena: Vec<u8>,
+}
+
+impl fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scratch")
+            .field("capacity", &self.arena.capacity())
+            .finish()
+    }
+}
+
+enum Job<'a> {
+    Seal { session: usize, payload: &'a [u8] },
+    Open { session: usize, packet: &'a mut [u8] },
+    /// Refused at submission (unknown session, empty or oversized message).
+    Refused { session: Option<usize>, error: Error },
+}
+
+/// Seal and open jobs of many sessions, run together by [`flush`](Batch::flush).
+///
+/// The batch borrows every session and packet buffer for the turn (`'a`); see the
+/// [module documentation](self) for the shape of a server turn.
+pub struct Batch<'a> {
+    sessions: Vec<&'a mut DataSession>,
+    jobs: Vec<Job<'a>>,
+    lanes: LaneBackend,
+    threads: usize,
+    arena: Vec<u8>,
+}
+
+impl fmt::Debug for Batch<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batch")
+            .field("sessions", &self.sessions.len())
+            .field("jobs", &self.jobs.len())
+            .field("lanes", &self.lanes)
+            .field("threads", &self.threads)
+            .finish()
+    }
+}
+
+impl Default for Batch<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'a> Batch<'a> {
+    /// An empty batch on the lanes of the backend in force ([`LaneBackend::best`], which
+    /// honours `DKTP_BACKEND`) and, with the `parallel` feature, every core of the rayon pool.
+    pub fn new() -> Self {
+        Batch {
+            sessions: Vec::new(),
+            jobs: Vec::new(),
+            lanes: LaneBackend::best(),
+            threads: default_threads(),
+            arena: Vec::new(),
+        }
+    }
+
+    /// Uses `lanes` for the Keccak permutations (an unavailable one falls back to the fastest
+    /// available below it). The channels' own Rijndael backend does CTR.
+    pub fn with_lanes(mut self, lanes: LaneBackend) -> Self {
+        self.lanes = lanes;
+        self
+    }
+
+    /// Uses at most `threads` threads (1 = the calling thread only). Without the `parallel`
+    /// feature, or on wasm32, a flush always runs on the calling thread.
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// Reuses the buffers of an earlier batch.
+    pub fn with_scratch(mut self, scratch: Scratch) -> Self {
+        self.arena = scratch.arena;
+        self
+    }
+
+    /// Borrows a session for this batch.
+    pub fn add(&mut self, session: &'a mut DataSession) -> SessionId {
+        self.sessions.push(session);
+        SessionId(self.sessions.len() - 1)
+    }
+
+    /// Sessions added so far.
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Jobs submitted so far.
+    pub fn jobs(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Queues `payload` to be sealed on `session` (FACTS §7: `txseq += 1`, header
+    /// `(0x04, len + 64, txseq, now)`). An empty or oversized payload, or a session of another
+    /// batch, fails this job alone.
+    pub fn seal(&mut self, session: SessionId, payload: &'a [u8]) -> JobId {
+        let job = match (self.sessions.get(session.0), check_len(payload.len())) {
+            (None, _) => Job::Refused {
+                session: None,
+                error: Misuse::NotEstablished.into(),
+            },
+            (Some(_), Err(error)) => Job::Refused {
+                session: Some(session.0),
+                error,
+            },
+            (Some(_), Ok(())) => Job::Seal {
+                session: session.0,
+                payload,
+            },
+        };
+        self.jobs.push(job);
+        JobId(self.jobs.len() - 1)
+    }
+
+    /// Queues a received packet (header included, exactly one packet) to be opened in place
+    /// on `session`.
+    pub fn open(&mut self, session: SessionId, packet: &'a mut [u8]) -> JobId {
+        let job = if session.0 < self.sessions.len() {
+            Job::Open {
+                session: session.0,
+                packet,
+            }
+        } else {
+            Job::Refused {
+                session: None,
+                error: Misuse::NotEstablished.into(),
+            }
+        };
+        self.jobs.push(job);
+        JobId(self.jobs.len() - 1)
+    }
+
+    /// Runs every job: per session in submission order, sessions side by side in SIMD lanes
+    /// and, for large batches, across threads. `now` (Unix seconds) stamps the sealed headers
+    /// and checks the received ones.
+    pub fn flush(self, now: u64) -> Flushed<'a> {
+        let Batch {
+            mut sessions,
+            mut jobs,
+            lanes,
+            threads,
+            mut arena,
+        } = self;
+
+        // Each session's jobs, in order.
+        let mut by_session: Vec<Vec<usize>> = vec![Vec::new(); sessions.len()];
+        for (j, job) in jobs.iter().enumerate() {
+            let s = match job {
+                Job::Seal { session, .. } | Job::Open { session, .. } => Some(*session),
+                Job::Refused { session, .. } => *session,
+            };
+            if let Some(list) = s.and_then(|s| by_session.get_mut(s)) {
+                list.push(j);
+            }
+        }
+
+        // The output buffer: each session's sealed packets back to back, the payload copied
+        // into place (the one copy), header and tag filled in by the engine.
+        arena.clear();
+        let mut seal_at: Vec<Option<(usize, usize)>> = vec![None; jobs.len()];
+        let mut session_at = Vec::with_capacity(sessions.len());
+        for list in &by_session {
+            session_at.push(arena.len());
+            for &j in list {
+                if let (Some(Job::Seal { payload, .. }), Some(at)) = (jobs.get(j), seal_at.get_mut(j)) {
+                    *at = Some((arena.len(), payload.len()));
+                    arena.extend_from_slice(&[0u8; HEADER_LEN]);
+                    arena.extend_from_slice(payload);
+                    arena.extend_from_slice(&[0u8; crate::packet::TAG_LEN]);
+                }
+            }
+        }
+
+        let mut records: Vec<Record> = Vec::with_capacity(jobs.len());
+        records.resize_with(jobs.len(), || Record::Pending);
+        {
+            // Tasks borrow the job buffers and arena slots for the run.
+            let mut slots: Vec<Option<&mut [u8]>> = Vec::with_capacity(jobs.len());
+            slots.resize_with(jobs.len(), || None);
+            let mut rest = &mut arena[..];
+            for list in &by_session {
+                for &j in list {
+                    if let Some(Some((_, len))) = seal_at.get(j) {
+                        let (slot, tail) = rest.split_at_mut(sealed_len(*len).min(rest.len()));
+                        rest = tail;
+                        if let Some(s) = slots.get_mut(j) {
+                            *s = Some(slot);
+                        }
+                    }
+                }
+            }
+            let mut tasks: Vec<Option<Task<'_>>> = jobs
+                .iter_mut()
+                .zip(slots)
+                .map(|(job, slot)| {
+                    let (kind, record) = match (job, slot) {
+                        (Job::Seal { payload, .. }, Some(slot)) => (
+                            TaskKind::Seal {
+                                len: payload.len(),
+                                slot,
+                            },
+                            Record::Pending,
+                        ),
+                        (Job::Open { packet, .. }, _) => (TaskKind::Open { packet }, Record::Pending),
+                        (Job::Refused { error, .. }, _) => (TaskKind::Settled, Record::Failed(error.clone())),
+                        (Job::Seal { .. }, None) => (
+                            TaskKind::Settled,
+                            Record::Failed(Misuse::NotEstablished.into()),
+                        ),
+                    };
+                    Some(Task { job: 0, kind, record })
+                })
+                .collect();
+            for (j, t) in tasks.iter_mut().enumerate() {
+                if let Some(t) = t {
+                    t.job = j;
+                }
+            }
+            let mut streams: Vec<Stream<'_>> = Vec::new();
+            for (session, list) in sessions.iter_mut().zip(&by_session) {
+                if list.is_empty() {
+                    continue;
+                }
+                let t: Vec<Task<'_>> = list
+                    .iter()
+                    .filter_map(|&j| tasks.get_mut(j).and_then(Option::take))
+                    .collect();
+                let work = t.iter().map(Task::work).sum();
+                streams.push(Stream {
+                    session: &mut **session,
+                    tasks: t,
+                    work,
+                });
+            }
+            // Heaviest first: the tail where lanes run empty is then made of light streams.
+            streams.sort_by(|a, b| b.work.cmp(&a.work));
+            run_streams(&mut streams, now, lanes, threads);
+            for stream in streams {
+                for task in stream.tasks {
+                    let j = task.job;
+                    if let TaskKind::Seal { slot, .. } = task.kind {
+                        if !matches!(task.record, Record::Sealed) {
+                            // The payload was copied here but not sent: wipe it.
+                            zeroize::Zeroize::zeroize(slot);
+                        }
+                    }
+                    if let Some(r) = records.get_mut(j) {
+                        *r = task.record;
+                    }
+                }
+            }
+        }
+
+        // Each session's output: its sealed packets up to the first seal that failed (after
+        // which every later one of that session failed or was deferred too).
+        let mut output = Vec::with_capacity(sessions.len());
+        for (list, &start) in by_session.iter().zip(&session_at) {
+            let mut end = start;
+            for &j in list {
+                match (records.get(j), seal_at.get(j)) {
+                    (Some(Record::Sealed), Some(Some((_, len)))) => end += sealed_len(*len),
+                    (_, Some(Some(_))) => break,
+                    _ => {}
+                }
+            }
+            output.push((start, end));
+        }
+
+        let packets = jobs
+            .into_iter()
+            .map(|j| match j {
+                Job::Open { packet, .. } => Some(packet),
+                _ => None,
+            })
+            .collect();
+        Flushed {
+            sessions,
+            packets,
+            records,
+            seal_at,
+            output,
+            arena,
+        }
+    }
+}
+
+/// A message length [`Batch::seal`] accepts.
+fn check_len(len: usize) -> Result<(), Error> {
+    if len == 0 {
+        Err(Misuse::EmptyMessage.into())
+    } else if len > MAX_DATA_PAYLOAD {
+        Err(Misuse::MessageTooLong {
+            len,
+            max: MAX_DATA_PAYLOAD,
+        }
+        .into())
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(all(feature = "parallel", not(target_arch = "wasm32")))]
+fn default_threads() -> usize {
+    rayon::current_num_threads()
+}
+
+#[cfg(not(all(feature = "parallel", not(target_arch = "wasm32"))))]
+fn default_threads() -> usize {
+    1
+}
+
+/// Runs the streams (heaviest first) on up to `threads` threads: streams are dealt to the
+/// least loaded thread, so each session belongs to exactly one.
+fn run_streams(streams: &mut Vec<Stream<'_>>, now: u64, lanes: LaneBackend, threads: usize) {
+    let lanes = resolve(lanes);
+    let work: u64 = streams.iter().map(|s| s.work).sum();
+    let groups = threads
+        .min(streams.len())
+        .min(usize::try_from(work / MIN_WORK_PER_THREAD).unwrap_or(usize::MAX))
+        .max(1);
+    if groups <= 1 || !cfg!(all(feature = "parallel", not(target_arch = "wasm32"))) {
+        lanes::run(streams, now, lanes);
+        return;
+    }
+    let mut split: Vec<(u64, Vec<Stream<'_>>)> = (0..groups).map(|_| (0, Vec::new())).collect();
+    for s in streams.drain(..) {
+        if let Some(g) = split.iter_mut().min_by_key(|g| g.0) {
+            g.0 += s.work;
+            g.1.push(s);
+        }
+    }
+    par_run(&mut split, now, lanes);
+    for (_, g) in split {
+        streams.extend(g);
+    }
+}
+
+#[cfg(all(feature = "parallel", not(target_arch = "wasm32")))]
+fn par_run(groups: &mut [(u64, Vec<Stream<'_>>)], now: u64, lanes: LaneBackend) {
+    use rayon::prelude::*;
+    groups
+        .par_iter_mut()
+        .for_each(|(_, g)| lanes::run(g, now, lanes));
+}
+
+#[cfg(not(all(feature = "parallel", not(target_arch = "wasm32"))))]
+fn par_run(groups: &mut [(u64, Vec<Stream<'_>>)], now: u64, lanes: LaneBackend) {
+    for (_, g) in groups.iter_mut() {
+        lanes::run(g, now, lanes);
+    }
+}
+
+/// What a job came to.
+#[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome<'f> {
+    /// The whole packet to send: `header || ciphertext || tag`.
+    Sealed(&'f [u8]),
+    /// The plaintext of a received data packet (inside the packet's buffer).
+    Opened(&'f [u8]),
+    /// A control packet (not data, not a close), untouched: hand it to the session's own
+    /// handling, then resubmit the session's deferred jobs.
+    Control(&'f [u8]),
+    /// Not run, because an earlier control packet of the same session comes first.
+    Deferred,
+    /// The job failed. If it was an open, the session has ended ([`DataSession::status`]).
+    Failed(&'f Error),
+}
+
+/// The results of a [`Batch::flush`]; it keeps the batch's borrows, so plaintexts and sealed
+/// packets are read in place.
+pub struct Flushed<'a> {
+    sessions: Vec<&'a mut DataSession>,
+    packets: Vec<Option<&'a mut [u8]>>,
+    records: Vec<Record>,
+    seal_at: Vec<Option<(usize, usize)>>,
+    output: Vec<(usize, usize)>,
+    arena: Vec<u8>,
+}
+
+impl fmt::Debug for Flushed<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Flushed")
+            .field("sessions", &self.sessions.len())
+            .field("jobs", &self.records.len())
+            .finish()
+    }
+}
+
+impl<'a> Flushed<'a> {
+    /// What `job` came to (an id from another batch reads as [`Outcome::Deferred`]).
+    pub fn outcome(&self, job: JobId) -> Outcome<'_> {
+        let packet = || self.packets.get(job.0).and_then(|p| p.as_deref());
+        match self.records.get(job.0) {
+            Some(Record::Sealed) => match self.seal_at.get(job.0) {
+                Some(Some((at, len))) => {
+                    Outcome::Sealed(self.arena.get(*at..*at + sealed_len(*len)).unwrap_or_default())
+                }
+                _ => Outcome::Deferred,
+            },
+            Some(Record::Opened { len }) => Outcome::Opened(
+                packet()
+                    .and_then(|p| p.get(HEADER_LEN..HEADER_LEN + len))
+                    .unwrap_or_default(),
+            ),
+            Some(Record::Control) => Outcome::Control(packet().unwrap_or_default()),
+            Some(Record::Failed(e)) => Outcome::Failed(e),
+            Some(Record::Deferred | Record::Pending) | None => Outcome::Deferred,
+        }
+    }
+
+    /// Every packet sealed for `session` in this flush, back to back in submission order:
+    /// what to write to its socket.
+    pub fn output(&self, session: SessionId) -> &[u8] {
+        self.output
+            .get(session.0)
+            .and_then(|&(a, b)| self.arena.get(a..b))
+            .unwrap_or_default()
+    }
+
+    /// The session as the flush left it.
+    pub fn session(&self, session: SessionId) -> Option<&DataSession> {
+        self.sessions.get(session.0).map(|s| &**s)
+    }
+
+    /// Number of jobs.
+    pub fn jobs(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Gives the output buffer back for the next batch (ends the borrows).
+    pub fn into_scratch(self) -> Scratch {
+        Scratch { arena: self.arena }
+    }
+}
+
+/// `lanes` if available, else the fastest available lane backend below it.
+fn resolve(lanes: LaneBackend) -> LaneBackend {
+    LaneBackend::ALL
+        .into_iter()
+        .rev()
+        .find(|b| *b <= lanes && b.is_available())
+        .unwrap_or(LaneBackend::Portable)
+}
+
+#[cfg(test)]
+mod tests;
