@@ -302,6 +302,15 @@ impl Drop for Carried {
     }
 }
 
+/// Which lanes a flush runs on.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Lanes {
+    /// The (available) kernel family.
+    pub(super) backend: LaneBackend,
+    /// The most sessions per permutation call: 1, 4 or 8.
+    pub(super) width: usize,
+}
+
 /// The streams of one thread and the time stamp of this flush.
 pub(super) struct Ctx<'s, 'x> {
     streams: &'s mut [Stream<'x>],
@@ -312,19 +321,19 @@ pub(super) struct Ctx<'s, 'x> {
 
 /// Runs every job of `streams` (one thread's share; streams already in the order they
 /// should be taken up, heaviest first).
-pub(super) fn run(streams: &mut [Stream<'_>], now: u64, lb: LaneBackend) {
+pub(super) fn run(streams: &mut [Stream<'_>], now: u64, lanes: Lanes) {
     let count = streams.len();
     let mut ctx = Ctx {
         streams,
         next_stream: 0,
         now,
-        lb,
+        lb: lanes.backend,
     };
     let mut carry = Vec::new();
-    if lb == LaneBackend::Avx512 && count >= 5 {
+    if lanes.width >= 8 && count >= 5 {
         carry = Engine::<8>::run(&mut ctx, carry, 5);
     }
-    if count >= 2 {
+    if lanes.width >= 4 && count >= 2 {
         carry = Engine::<4>::run(&mut ctx, carry, 2);
     }
     Engine::<1>::run(&mut ctx, carry, 1);

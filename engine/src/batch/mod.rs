@@ -159,7 +159,7 @@ use crate::config::MAX_DATA_PAYLOAD;
 use crate::error::{Error, Misuse};
 use crate::keccak::lanes::LaneBackend;
 use crate::packet::HEADER_LEN;
-use lanes::{Record, Stream, Task, TaskKind};
+use lanes::{Lanes, Record, Stream, Task, TaskKind};
 
 pub use session::{DataSession, Received, Status, sealed_len};
 
@@ -207,8 +207,8 @@ impl fmt::Debug for Scratch {
 enum Job<'a> {
     Seal { session: usize, payload: &'a [u8] },
     Open { session: usize, packet: &'a mut [u8] },
-    /// Refused at submission (unknown session, empty or oversized message).
-    Refused { session: Option<usize>, error: Error },
+    /// Refused at submission: a session of another batch.
+    Refused { error: Error },
 }
 
 /// Seal and open jobs of many sessions, run together by [`flush`](Batch::flush).
@@ -219,6 +219,8 @@ pub struct Batch<'a> {
     sessions: Vec<&'a mut DataSession>,
     jobs: Vec<Job<'a>>,
     lanes: LaneBackend,
+    /// `None`: 8 with AVX-512, else 4.
+    width: Option<usize>,
     threads: usize,
     arena: Vec<u8>,
 }
@@ -229,6 +231,7 @@ impl fmt::Debug for Batch<'_> {
             .field("sessions", &self.sessions.len())
             .field("jobs", &self.jobs.len())
             .field("lanes", &self.lanes)
+            .field("width", &self.width)
             .field("threads", &self.threads)
             .finish()
     }
@@ -248,6 +251,7 @@ impl<'a> Batch<'a> {
             sessions: Vec::new(),
             jobs: Vec::new(),
             lanes: LaneBackend::best(),
+            width: None,
             threads: default_threads(),
             arena: Vec::new(),
         }
@@ -257,6 +261,15 @@ impl<'a> Batch<'a> {
     /// available below it). The channels' own Rijndael backend does CTR.
     pub fn with_lanes(mut self, lanes: LaneBackend) -> Self {
         self.lanes = lanes;
+        self
+    }
+
+    /// Lets at most `width` sessions share one permutation call: 1 (everything scalar), 4 or
+    /// 8 (x8 runs as one AVX-512 kernel, or as two x4 kernels without AVX-512). Other values
+    /// round down to one of these. The default is 8 with AVX-512 lanes and 4 otherwise (two
+    /// x4 calls gain nothing over one).
+    pub fn with_lane_width(mut self, width: usize) -> Self {
+        self.width = Some(width);
         self
     }
 
@@ -293,19 +306,15 @@ impl<'a> Batch<'a> {
     /// `(0x04, len + 64, txseq, now)`). An empty or oversized payload, or a session of another
     /// batch, fails this job alone.
     pub fn seal(&mut self, session: SessionId, payload: &'a [u8]) -> JobId {
-        let job = match (self.sessions.get(session.0), check_len(payload.len())) {
-            (None, _) => Job::Refused {
-                session: None,
-                error: Misuse::NotEstablished.into(),
-            },
-            (Some(_), Err(error)) => Job::Refused {
-                session: Some(session.0),
-                error,
-            },
-            (Some(_), Ok(())) => Job::Seal {
+        let job = if session.0 < self.sessions.len() {
+            Job::Seal {
                 session: session.0,
                 payload,
-            },
+            }
+        } else {
+            Job::Refused {
+                error: Misuse::NotEstablished.into(),
+            }
         };
         self.jobs.push(job);
         JobId(self.jobs.len() - 1)
@@ -321,7 +330,6 @@ impl<'a> Batch<'a> {
             }
         } else {
             Job::Refused {
-                session: None,
                 error: Misuse::NotEstablished.into(),
             }
         };
@@ -337,6 +345,7 @@ impl<'a> Batch<'a> {
             mut sessions,
             mut jobs,
             lanes,
+            width,
             threads,
             mut arena,
         } = self;
@@ -346,7 +355,7 @@ impl<'a> Batch<'a> {
         for (j, job) in jobs.iter().enumerate() {
             let s = match job {
                 Job::Seal { session, .. } | Job::Open { session, .. } => Some(*session),
-                Job::Refused { session, .. } => *session,
+                Job::Refused { .. } => None,
             };
             if let Some(list) = s.and_then(|s| by_session.get_mut(s)) {
                 list.push(j);
@@ -354,7 +363,8 @@ impl<'a> Batch<'a> {
         }
 
         // The output buffer: each session's sealed packets back to back, the payload copied
-        // into place (the one copy), header and tag filled in by the engine.
+        // into place (the one copy), header and tag filled in by the engine. A message DKTP
+        // cannot carry gets an empty slot (its job fails in order, with the session's checks).
         arena.clear();
         let mut seal_at: Vec<Option<(usize, usize)>> = vec![None; jobs.len()];
         let mut session_at = Vec::with_capacity(sessions.len());
@@ -362,10 +372,14 @@ impl<'a> Batch<'a> {
             session_at.push(arena.len());
             for &j in list {
                 if let (Some(Job::Seal { payload, .. }), Some(at)) = (jobs.get(j), seal_at.get_mut(j)) {
-                    *at = Some((arena.len(), payload.len()));
-                    arena.extend_from_slice(&[0u8; HEADER_LEN]);
-                    arena.extend_from_slice(payload);
-                    arena.extend_from_slice(&[0u8; crate::packet::TAG_LEN]);
+                    if check_len(payload.len()).is_ok() {
+                        *at = Some((arena.len(), sealed_len(payload.len())));
+                        arena.extend_from_slice(&[0u8; HEADER_LEN]);
+                        arena.extend_from_slice(payload);
+                        arena.extend_from_slice(&[0u8; crate::packet::TAG_LEN]);
+                    } else {
+                        *at = Some((arena.len(), 0));
+                    }
                 }
             }
         }
@@ -379,8 +393,8 @@ impl<'a> Batch<'a> {
             let mut rest = &mut arena[..];
             for list in &by_session {
                 for &j in list {
-                    if let Some(Some((_, len))) = seal_at.get(j) {
-                        let (slot, tail) = rest.split_at_mut(sealed_len(*len).min(rest.len()));
+                    if let Some(Some((_, size))) = seal_at.get(j) {
+                        let (slot, tail) = rest.split_at_mut((*size).min(rest.len()));
                         rest = tail;
                         if let Some(s) = slots.get_mut(j) {
                             *s = Some(slot);
@@ -401,7 +415,7 @@ impl<'a> Batch<'a> {
                             Record::Pending,
                         ),
                         (Job::Open { packet, .. }, _) => (TaskKind::Open { packet }, Record::Pending),
-                        (Job::Refused { error, .. }, _) => (TaskKind::Settled, Record::Failed(error.clone())),
+                        (Job::Refused { error }, _) => (TaskKind::Settled, Record::Failed(error.clone())),
                         (Job::Seal { .. }, None) => (
                             TaskKind::Settled,
                             Record::Failed(Misuse::NotEstablished.into()),
@@ -433,7 +447,7 @@ impl<'a> Batch<'a> {
             }
             // Heaviest first: the tail where lanes run empty is then made of light streams.
             streams.sort_by(|a, b| b.work.cmp(&a.work));
-            run_streams(&mut streams, now, lanes, threads);
+            run_streams(&mut streams, now, (lanes, width), threads);
             for stream in streams {
                 for task in stream.tasks {
                     let j = task.job;
@@ -450,15 +464,16 @@ impl<'a> Batch<'a> {
             }
         }
 
-        // Each session's output: its sealed packets up to the first seal that failed (after
-        // which every later one of that session failed or was deferred too).
+        // Each session's output: its sealed packets up to the first seal that failed with a
+        // slot (the session ended, ran out of sequence numbers or waits for a control packet,
+        // so every later seal of it failed or was deferred too).
         let mut output = Vec::with_capacity(sessions.len());
         for (list, &start) in by_session.iter().zip(&session_at) {
             let mut end = start;
             for &j in list {
                 match (records.get(j), seal_at.get(j)) {
-                    (Some(Record::Sealed), Some(Some((_, len)))) => end += sealed_len(*len),
-                    (_, Some(Some(_))) => break,
+                    (Some(Record::Sealed), Some(Some((_, size)))) => end += size,
+                    (_, Some(Some((_, size)))) if *size > 0 => break,
                     _ => {}
                 }
             }
@@ -510,8 +525,15 @@ fn default_threads() -> usize {
 
 /// Runs the streams (heaviest first) on up to `threads` threads: streams are dealt to the
 /// least loaded thread, so each session belongs to exactly one.
-fn run_streams(streams: &mut Vec<Stream<'_>>, now: u64, lanes: LaneBackend, threads: usize) {
+fn run_streams(
+    streams: &mut Vec<Stream<'_>>,
+    now: u64,
+    (lanes, width): (LaneBackend, Option<usize>),
+    threads: usize,
+) {
     let lanes = resolve(lanes);
+    let width = width.unwrap_or(if lanes == LaneBackend::Avx512 { 8 } else { 4 });
+    let lanes = Lanes { backend: lanes, width };
     let work: u64 = streams.iter().map(|s| s.work).sum();
     let groups = threads
         .min(streams.len())
@@ -535,7 +557,7 @@ fn run_streams(streams: &mut Vec<Stream<'_>>, now: u64, lanes: LaneBackend, thre
 }
 
 #[cfg(all(feature = "parallel", not(target_arch = "wasm32")))]
-fn par_run(groups: &mut [(u64, Vec<Stream<'_>>)], now: u64, lanes: LaneBackend) {
+fn par_run(groups: &mut [(u64, Vec<Stream<'_>>)], now: u64, lanes: Lanes) {
     use rayon::prelude::*;
     groups
         .par_iter_mut()
@@ -543,7 +565,7 @@ fn par_run(groups: &mut [(u64, Vec<Stream<'_>>)], now: u64, lanes: LaneBackend) 
 }
 
 #[cfg(not(all(feature = "parallel", not(target_arch = "wasm32"))))]
-fn par_run(groups: &mut [(u64, Vec<Stream<'_>>)], now: u64, lanes: LaneBackend) {
+fn par_run(groups: &mut [(u64, Vec<Stream<'_>>)], now: u64, lanes: Lanes) {
     for (_, g) in groups.iter_mut() {
         lanes::run(g, now, lanes);
     }
@@ -592,9 +614,7 @@ impl<'a> Flushed<'a> {
         let packet = || self.packets.get(job.0).and_then(|p| p.as_deref());
         match self.records.get(job.0) {
             Some(Record::Sealed) => match self.seal_at.get(job.0) {
-                Some(Some((at, len))) => {
-                    Outcome::Sealed(self.arena.get(*at..*at + sealed_len(*len)).unwrap_or_default())
-                }
+                Some(Some((at, size))) => Outcome::Sealed(self.arena.get(*at..*at + size).unwrap_or_default()),
                 _ => Outcome::Deferred,
             },
             Some(Record::Opened { len }) => Outcome::Opened(
