@@ -107,9 +107,9 @@ impl Task<'_> {
 }
 
 /// One session's jobs, in submission order.
-pub(super) struct Stream<'x> {
-    pub(super) session: &'x mut DataSession,
-    pub(super) tasks: Vec<Task<'x>>,
+pub(super) struct Stream<'t, 'x> {
+    pub(super) session: &'t mut DataSession,
+    pub(super) tasks: &'t mut [Task<'x>],
     pub(super) work: u64,
 }
 
@@ -148,7 +148,10 @@ struct PacketMac {
 
 impl Drop for PacketMac {
     fn drop(&mut self) {
-        self.head.zeroize();
+        // The nonce; the header is public.
+        if let Some(nonce) = self.head.get_mut(HEADER_LEN + AD_LEN_BYTES.len()..) {
+            nonce.zeroize();
+        }
     }
 }
 
@@ -231,12 +234,12 @@ impl PacketMac {
 }
 
 /// Word-major states of `W` sponges and their joint permutation.
-trait Columns: Sized {
+trait Columns<const W: usize>: Sized {
     fn zeroed() -> Self;
     fn permute(&mut self, lb: LaneBackend);
 }
 
-impl Columns for [[u64; 1]; LANES] {
+impl Columns<1> for [[u64; 1]; LANES] {
     fn zeroed() -> Self {
         [[0; 1]; LANES]
     }
@@ -248,7 +251,7 @@ impl Columns for [[u64; 1]; LANES] {
     }
 }
 
-impl Columns for [[u64; 4]; LANES] {
+impl Columns<4> for [[u64; 4]; LANES] {
     fn zeroed() -> Self {
         [[0; 4]; LANES]
     }
@@ -257,7 +260,7 @@ impl Columns for [[u64; 4]; LANES] {
     }
 }
 
-impl Columns for [[u64; 8]; LANES] {
+impl Columns<8> for [[u64; 8]; LANES] {
     fn zeroed() -> Self {
         [[0; 8]; LANES]
     }
@@ -312,8 +315,8 @@ pub(super) struct Lanes {
 }
 
 /// The streams of one thread and the time stamp of this flush.
-pub(super) struct Ctx<'s, 'x> {
-    streams: &'s mut [Stream<'x>],
+pub(super) struct Ctx<'s, 't, 'x> {
+    streams: &'s mut [Stream<'t, 'x>],
     next_stream: usize,
     now: u64,
     lb: LaneBackend,
@@ -321,7 +324,7 @@ pub(super) struct Ctx<'s, 'x> {
 
 /// Runs every job of `streams` (one thread's share; streams already in the order they
 /// should be taken up, heaviest first).
-pub(super) fn run(streams: &mut [Stream<'_>], now: u64, lanes: Lanes) {
+pub(super) fn run(streams: &mut [Stream<'_, '_>], now: u64, lanes: Lanes) {
     let count = streams.len();
     let mut ctx = Ctx {
         streams,
@@ -341,8 +344,29 @@ pub(super) fn run(streams: &mut [Stream<'_>], now: u64, lanes: Lanes) {
 
 /// `W` lanes.
 struct Engine<const W: usize> {
-    words: [[u64; W]; LANES],
+    words: Aligned<[[u64; W]; LANES]>,
     lanes: [Option<Lane>; W],
+    /// Scratch for the blocks of generic steps (wiped when the engine stops).
+    block: [u8; RATE],
+}
+
+/// Cache-line alignment for the word-major states: the kernels load and store them as whole
+/// vectors, and a vector split across two lines does not forward from store to load (that
+/// cost a quarter of the throughput when the stack happened to place them badly).
+#[repr(C, align(64))]
+struct Aligned<T>(T);
+
+impl<T> core::ops::Deref for Aligned<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> core::ops::DerefMut for Aligned<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
 }
 
 /// What taking up a job led to.
@@ -360,14 +384,15 @@ enum Prep {
 
 impl<const W: usize> Engine<W>
 where
-    [[u64; W]; LANES]: Columns,
+    [[u64; W]; LANES]: Columns<W>,
 {
     /// Runs lanes until fewer than `min_busy` have a packet in flight (then hands those
     /// over) or everything is done.
-    fn run(ctx: &mut Ctx<'_, '_>, carry: Vec<Carried>, min_busy: usize) -> Vec<Carried> {
+    fn run(ctx: &mut Ctx<'_, '_, '_>, carry: Vec<Carried>, min_busy: usize) -> Vec<Carried> {
         let mut e = Engine::<W> {
-            words: <[[u64; W]; LANES] as Columns>::zeroed(),
+            words: Aligned(<[[u64; W]; LANES] as Columns<W>>::zeroed()),
             lanes: core::array::from_fn(|_| None),
+            block: [0; RATE],
         };
         for (i, mut c) in carry.into_iter().enumerate().take(W) {
             for (w, x) in e.words.iter_mut().zip(c.state) {
@@ -405,7 +430,8 @@ where
             }
             e.step(ctx);
         };
-        e.words.zeroize();
+        e.words.0.zeroize();
+        e.block.zeroize();
         out
     }
 
@@ -448,8 +474,9 @@ where
 
     /// Takes up jobs on lane `i` (continuing its stream, then fresh streams) until one is in
     /// flight or no work is left.
-    fn feed(&mut self, i: usize, ctx: &mut Ctx<'_, '_>) {
-        let Engine { words, lanes } = self;
+    fn feed(&mut self, i: usize, ctx: &mut Ctx<'_, '_, '_>) {
+        let Engine { words, lanes, .. } = self;
+        let words = &mut words.0;
         let Some(slot) = lanes.get_mut(i) else {
             return;
         };
@@ -518,8 +545,13 @@ where
 
     /// One round of permutations: a run of plain steps when every busy lane has some, else
     /// one step of any kind; then finishes the packets whose last step this was.
-    fn step(&mut self, ctx: &mut Ctx<'_, '_>) {
-        let Engine { words, lanes } = self;
+    fn step(&mut self, ctx: &mut Ctx<'_, '_, '_>) {
+        let Engine {
+            words,
+            lanes,
+            block,
+        } = self;
+        let words = &mut words.0;
         let plain = lanes
             .iter()
             .flatten()
@@ -527,7 +559,7 @@ where
             .map(PacketMac::plain_left)
             .min()
             .unwrap_or(0);
-        let streams: &[Stream<'_>] = ctx.streams;
+        let streams: &[Stream<'_, '_>] = ctx.streams;
         let body = |l: &Lane| {
             let n = l.mac.as_ref().map_or(0, |m| m.n);
             streams
@@ -558,16 +590,14 @@ where
             }
             return;
         }
-        let mut block = [0u8; RATE];
         for (i, lane) in lanes.iter().enumerate() {
             if let Some(l) = lane {
                 if let Some(m) = &l.mac {
-                    m.block(body(l), &mut block);
-                    xor_block(words, i, &block);
+                    m.block(body(l), block);
+                    xor_block(words, i, block);
                 }
             }
         }
-        block.zeroize();
         words.permute(ctx.lb);
         for (i, lane) in lanes.iter_mut().enumerate() {
             let Some(l) = lane else { continue };
@@ -576,10 +606,9 @@ where
             if m.step < m.steps {
                 continue;
             }
-            let mut tag = [0u8; TAG_LEN];
-            let (chunks, _) = tag.as_chunks_mut::<8>();
-            for (c, w) in chunks.iter_mut().zip(words.iter()) {
-                *c = w.get(i).copied().unwrap_or_default().to_le_bytes();
+            let mut tag = [0u64; TAG_LEN / 8];
+            for (t, w) in tag.iter_mut().zip(words.iter()) {
+                *t = w.get(i).copied().unwrap_or_default();
             }
             if let Some(mac) = l.mac.take() {
                 if let Some(stream) = ctx.streams.get_mut(l.stream) {
@@ -705,12 +734,14 @@ fn whole(session: &mut DataSession, task: &mut Task<'_>, now: u64) -> Prep {
 
 /// After a packet's last MAC step: place the tag (seal), or compare it in constant time
 /// and decrypt only on a match (open).
-fn finish(session: &mut DataSession, task: &mut Task<'_>, mac: &PacketMac, tag: &[u8; TAG_LEN]) {
+fn finish(session: &mut DataSession, task: &mut Task<'_>, mac: &PacketMac, tag: &[u64; TAG_LEN / 8]) {
     match (&mut task.kind, mac.open) {
         (TaskKind::Seal { len, slot }, None) => {
             if let Some(dst) = slot.get_mut(HEADER_LEN + *len..) {
                 if dst.len() == TAG_LEN {
-                    dst.copy_from_slice(tag);
+                    for (d, t) in dst.as_chunks_mut::<8>().0.iter_mut().zip(tag) {
+                        *d = t.to_le_bytes();
+                    }
                     task.record = Record::Sealed;
                     return;
                 }
@@ -720,7 +751,11 @@ fn finish(session: &mut DataSession, task: &mut Task<'_>, mac: &PacketMac, tag: 
         (TaskKind::Open { packet }, Some(plan)) => {
             let rest = packet.get_mut(HEADER_LEN..).unwrap_or_default();
             let (body, got) = rest.split_at_mut(plan.body_len.min(rest.len()));
-            let ok: bool = got.len() == TAG_LEN && bool::from(tag[..].ct_eq(got));
+            let mut received = [0u64; TAG_LEN / 8];
+            for (r, c) in received.iter_mut().zip(got.as_chunks::<8>().0) {
+                *r = u64::from_le_bytes(*c);
+            }
+            let ok: bool = got.len() == TAG_LEN && bool::from(tag[..].ct_eq(&received[..]));
             if !ok {
                 *session.rx.parts().dead = true;
                 session.status = super::Status::Failed;

@@ -211,6 +211,15 @@ enum Job<'a> {
     Refused { error: Error },
 }
 
+impl Job<'_> {
+    fn session(&self) -> Option<usize> {
+        match self {
+            Job::Seal { session, .. } | Job::Open { session, .. } => Some(*session),
+            Job::Refused { .. } => None,
+        }
+    }
+}
+
 /// Seal and open jobs of many sessions, run together by [`flush`](Batch::flush).
 ///
 /// The batch borrows every session and packet buffer for the turn (`'a`); see the
@@ -350,36 +359,53 @@ impl<'a> Batch<'a> {
             mut arena,
         } = self;
 
-        // Each session's jobs, in order.
-        let mut by_session: Vec<Vec<usize>> = vec![Vec::new(); sessions.len()];
-        for (j, job) in jobs.iter().enumerate() {
-            let s = match job {
-                Job::Seal { session, .. } | Job::Open { session, .. } => Some(*session),
-                Job::Refused { .. } => None,
-            };
-            if let Some(list) = s.and_then(|s| by_session.get_mut(s)) {
-                list.push(j);
+        // Job indices grouped by session, each group in submission order (a counting sort):
+        // session `s` owns `order[starts[s]..starts[s + 1]]`.
+        let mut starts = vec![0usize; sessions.len() + 1];
+        for job in &jobs {
+            if let Some(c) = job.session().and_then(|s| starts.get_mut(s + 1)) {
+                *c += 1;
+            }
+        }
+        for s in 1..starts.len() {
+            let prev = starts.get(s - 1).copied().unwrap_or(0);
+            if let Some(c) = starts.get_mut(s) {
+                *c += prev;
+            }
+        }
+        let mut order = vec![0usize; starts.last().copied().unwrap_or(0)];
+        {
+            let mut fill = starts.clone();
+            for (j, job) in jobs.iter().enumerate() {
+                let slot = job
+                    .session()
+                    .and_then(|s| fill.get_mut(s))
+                    .and_then(|f| {
+                        let at = *f;
+                        *f += 1;
+                        order.get_mut(at)
+                    });
+                if let Some(o) = slot {
+                    *o = j;
+                }
             }
         }
 
-        // The output buffer: each session's sealed packets back to back, the payload copied
-        // into place (the one copy), header and tag filled in by the engine. A message DKTP
-        // cannot carry gets an empty slot (its job fails in order, with the session's checks).
+        // The output buffer, in the same order: each session's sealed packets back to back,
+        // the payload copied into place (the one copy), header and tag written by the engine.
+        // A message DKTP cannot carry gets an empty slot; its job fails in order, after the
+        // session's own checks.
         arena.clear();
         let mut seal_at: Vec<Option<(usize, usize)>> = vec![None; jobs.len()];
-        let mut session_at = Vec::with_capacity(sessions.len());
-        for list in &by_session {
-            session_at.push(arena.len());
-            for &j in list {
-                if let (Some(Job::Seal { payload, .. }), Some(at)) = (jobs.get(j), seal_at.get_mut(j)) {
-                    if check_len(payload.len()).is_ok() {
-                        *at = Some((arena.len(), sealed_len(payload.len())));
-                        arena.extend_from_slice(&[0u8; HEADER_LEN]);
-                        arena.extend_from_slice(payload);
-                        arena.extend_from_slice(&[0u8; crate::packet::TAG_LEN]);
-                    } else {
-                        *at = Some((arena.len(), 0));
-                    }
+        for &j in &order {
+            if let (Some(Job::Seal { payload, .. }), Some(at)) = (jobs.get(j), seal_at.get_mut(j)) {
+                if check_len(payload.len()).is_ok() {
+                    *at = Some((arena.len(), sealed_len(payload.len())));
+                    arena.extend_from_slice(&[0u8; HEADER_LEN]);
+                    arena.extend_from_slice(payload);
+                    arena.extend_from_slice(&[0u8; crate::packet::TAG_LEN]);
+                } else {
+                    *at = Some((arena.len(), 0));
                 }
             }
         }
@@ -387,80 +413,76 @@ impl<'a> Batch<'a> {
         let mut records: Vec<Record> = Vec::with_capacity(jobs.len());
         records.resize_with(jobs.len(), || Record::Pending);
         {
-            // Tasks borrow the job buffers and arena slots for the run.
-            let mut slots: Vec<Option<&mut [u8]>> = Vec::with_capacity(jobs.len());
-            slots.resize_with(jobs.len(), || None);
-            let mut rest = &mut arena[..];
-            for list in &by_session {
-                for &j in list {
-                    if let Some(Some((_, size))) = seal_at.get(j) {
-                        let (slot, tail) = rest.split_at_mut((*size).min(rest.len()));
-                        rest = tail;
-                        if let Some(s) = slots.get_mut(j) {
-                            *s = Some(slot);
-                        }
-                    }
-                }
-            }
-            let mut tasks: Vec<Option<Task<'_>>> = jobs
+            // Tasks, in `order`, borrow the packet buffers and the arena slots for the run.
+            // Per job: the packet to open in place, or the length of the message to seal.
+            let mut packets: Vec<Result<&mut [u8], usize>> = jobs
                 .iter_mut()
-                .zip(slots)
-                .map(|(job, slot)| {
-                    let (kind, record) = match (job, slot) {
-                        (Job::Seal { payload, .. }, Some(slot)) => (
-                            TaskKind::Seal {
-                                len: payload.len(),
-                                slot,
-                            },
-                            Record::Pending,
-                        ),
-                        (Job::Open { packet, .. }, _) => (TaskKind::Open { packet }, Record::Pending),
-                        (Job::Refused { error }, _) => (TaskKind::Settled, Record::Failed(error.clone())),
-                        (Job::Seal { .. }, None) => (
-                            TaskKind::Settled,
-                            Record::Failed(Misuse::NotEstablished.into()),
-                        ),
-                    };
-                    Some(Task { job: 0, kind, record })
+                .map(|job| match job {
+                    Job::Open { packet, .. } => Ok(&mut **packet),
+                    Job::Seal { payload, .. } => Err(payload.len()),
+                    Job::Refused { .. } => Err(0),
                 })
                 .collect();
-            for (j, t) in tasks.iter_mut().enumerate() {
-                if let Some(t) = t {
-                    t.job = j;
-                }
+            let mut rest = &mut arena[..];
+            let mut tasks: Vec<Task<'_>> = Vec::with_capacity(order.len());
+            for &j in &order {
+                let size = seal_at.get(j).copied().flatten().map(|(_, size)| size);
+                let buf = packets.get_mut(j).map(|p| core::mem::replace(p, Err(0)));
+                let kind = match (size, buf) {
+                    (Some(size), Some(Err(len))) => {
+                        let size = size.min(rest.len());
+                        let (slot, tail) = core::mem::take(&mut rest).split_at_mut(size);
+                        rest = tail;
+                        TaskKind::Seal { len, slot }
+                    }
+                    (None, Some(Ok(packet))) => TaskKind::Open { packet },
+                    _ => TaskKind::Settled,
+                };
+                tasks.push(Task {
+                    job: j,
+                    kind,
+                    record: Record::Pending,
+                });
             }
-            let mut streams: Vec<Stream<'_>> = Vec::new();
-            for (session, list) in sessions.iter_mut().zip(&by_session) {
-                if list.is_empty() {
+            let mut streams: Vec<Stream<'_, '_>> = Vec::with_capacity(sessions.len());
+            let mut rest_tasks = &mut tasks[..];
+            for (s, session) in sessions.iter_mut().enumerate() {
+                let count = match (starts.get(s), starts.get(s + 1)) {
+                    (Some(a), Some(b)) => b - a,
+                    _ => 0,
+                };
+                let count = count.min(rest_tasks.len());
+                let (mine, tail) = core::mem::take(&mut rest_tasks).split_at_mut(count);
+                rest_tasks = tail;
+                if mine.is_empty() {
                     continue;
                 }
-                let t: Vec<Task<'_>> = list
-                    .iter()
-                    .filter_map(|&j| tasks.get_mut(j).and_then(Option::take))
-                    .collect();
-                let work = t.iter().map(Task::work).sum();
+                let work = mine.iter().map(Task::work).sum();
                 streams.push(Stream {
                     session: &mut **session,
-                    tasks: t,
+                    tasks: mine,
                     work,
                 });
             }
             // Heaviest first: the tail where lanes run empty is then made of light streams.
             streams.sort_by(|a, b| b.work.cmp(&a.work));
             run_streams(&mut streams, now, (lanes, width), threads);
-            for stream in streams {
-                for task in stream.tasks {
-                    let j = task.job;
-                    if let TaskKind::Seal { slot, .. } = task.kind {
-                        if !matches!(task.record, Record::Sealed) {
-                            // The payload was copied here but not sent: wipe it.
-                            zeroize::Zeroize::zeroize(slot);
-                        }
-                    }
-                    if let Some(r) = records.get_mut(j) {
-                        *r = task.record;
+            drop(streams);
+            for task in tasks {
+                if let TaskKind::Seal { slot, .. } = task.kind {
+                    if !matches!(task.record, Record::Sealed) {
+                        // The payload was copied here but not sealed: wipe it.
+                        zeroize::Zeroize::zeroize(slot);
                     }
                 }
+                if let Some(r) = records.get_mut(task.job) {
+                    *r = task.record;
+                }
+            }
+        }
+        for (j, job) in jobs.iter().enumerate() {
+            if let (Job::Refused { error }, Some(r)) = (job, records.get_mut(j)) {
+                *r = Record::Failed(error.clone());
             }
         }
 
@@ -468,9 +490,17 @@ impl<'a> Batch<'a> {
         // slot (the session ended, ran out of sequence numbers or waits for a control packet,
         // so every later seal of it failed or was deferred too).
         let mut output = Vec::with_capacity(sessions.len());
-        for (list, &start) in by_session.iter().zip(&session_at) {
+        for s in 0..sessions.len() {
+            let group = match (starts.get(s), starts.get(s + 1)) {
+                (Some(&a), Some(&b)) => order.get(a..b).unwrap_or_default(),
+                _ => &[],
+            };
+            let start = group
+                .iter()
+                .find_map(|&j| seal_at.get(j).copied().flatten())
+                .map_or(0, |(at, _)| at);
             let mut end = start;
-            for &j in list {
+            for &j in group {
                 match (records.get(j), seal_at.get(j)) {
                     (Some(Record::Sealed), Some(Some((_, size)))) => end += size,
                     (_, Some(Some((_, size)))) if *size > 0 => break,
@@ -513,6 +543,12 @@ fn check_len(len: usize) -> Result<(), Error> {
     }
 }
 
+/// Threads a [`Batch`] uses by default: the rayon pool's (every core, or `RAYON_NUM_THREADS`)
+/// with the `parallel` feature, else 1.
+pub fn available_threads() -> usize {
+    default_threads()
+}
+
 #[cfg(all(feature = "parallel", not(target_arch = "wasm32")))]
 fn default_threads() -> usize {
     rayon::current_num_threads()
@@ -526,7 +562,7 @@ fn default_threads() -> usize {
 /// Runs the streams (heaviest first) on up to `threads` threads: streams are dealt to the
 /// least loaded thread, so each session belongs to exactly one.
 fn run_streams(
-    streams: &mut Vec<Stream<'_>>,
+    streams: &mut Vec<Stream<'_, '_>>,
     now: u64,
     (lanes, width): (LaneBackend, Option<usize>),
     threads: usize,
@@ -543,7 +579,7 @@ fn run_streams(
         lanes::run(streams, now, lanes);
         return;
     }
-    let mut split: Vec<(u64, Vec<Stream<'_>>)> = (0..groups).map(|_| (0, Vec::new())).collect();
+    let mut split: Vec<(u64, Vec<Stream<'_, '_>>)> = (0..groups).map(|_| (0, Vec::new())).collect();
     for s in streams.drain(..) {
         if let Some(g) = split.iter_mut().min_by_key(|g| g.0) {
             g.0 += s.work;
@@ -557,7 +593,7 @@ fn run_streams(
 }
 
 #[cfg(all(feature = "parallel", not(target_arch = "wasm32")))]
-fn par_run(groups: &mut [(u64, Vec<Stream<'_>>)], now: u64, lanes: Lanes) {
+fn par_run(groups: &mut [(u64, Vec<Stream<'_, '_>>)], now: u64, lanes: Lanes) {
     use rayon::prelude::*;
     groups
         .par_iter_mut()
@@ -565,7 +601,7 @@ fn par_run(groups: &mut [(u64, Vec<Stream<'_>>)], now: u64, lanes: Lanes) {
 }
 
 #[cfg(not(all(feature = "parallel", not(target_arch = "wasm32"))))]
-fn par_run(groups: &mut [(u64, Vec<Stream<'_>>)], now: u64, lanes: Lanes) {
+fn par_run(groups: &mut [(u64, Vec<Stream<'_, '_>>)], now: u64, lanes: Lanes) {
     for (_, g) in groups.iter_mut() {
         lanes::run(g, now, lanes);
     }

@@ -177,8 +177,10 @@ fn x8(b: LaneBackend, states: &mut [&mut [u64; LANES]; 8]) {
 /// four sponges (the batch engine, [`crate::batch`]) keeps them in this form between
 /// permutations and XORs its input words straight into it.
 pub fn permute_x4_words(b: LaneBackend, words: &mut [[u64; 4]; LANES]) {
+    // No `or_below` here: this runs once per block in the batch engine, and the witness
+    // check alone decides (every non-portable backend has the AVX2 kernel).
     #[cfg(target_arch = "x86_64")]
-    if b.or_below() != LaneBackend::Portable {
+    if b != LaneBackend::Portable {
         if let Some(cpu) = avx2::Avx2::detect() {
             avx2::permute_x4_words(cpu, words, 0);
             return;
@@ -193,7 +195,6 @@ pub fn permute_x4_words(b: LaneBackend, words: &mut [[u64; 4]; LANES]) {
 pub fn permute_x8_words(b: LaneBackend, words: &mut [[u64; 8]; LANES]) {
     #[cfg(target_arch = "x86_64")]
     {
-        let b = b.or_below();
         if b == LaneBackend::Avx512 {
             if let Some(cpu) = avx512::Avx512::detect() {
                 avx512::permute_x8_words(cpu, words);
