@@ -24,6 +24,10 @@ fn main() {
     let n: usize = args.get(2).map(|s| s.parse().unwrap()).unwrap_or(8);
     let threads: usize = args.get(3).map(|s| s.parse().unwrap()).unwrap_or(1);
     let open = args.get(4).map(|s| s == "open").unwrap_or(false);
+    if args.get(4).map(|s| s == "threads").unwrap_or(false) {
+        threads_cmp(size, n, 200);
+        return;
+    }
     let trials = if args.get(5).map(|s| s == "loop_only").unwrap_or(false) { 20000 } else { 400 };
     let payload = vec![0x5au8; size];
     let (mut sc, mut sc_peer) = fleet(n);
@@ -88,3 +92,26 @@ fn main() {
         if open { "open" } else { "seal" }, ms * 1e6 / n as f64, mb * 1e6 / n as f64, mm * 1e6 / n as f64, ms / mb, ms / mm);
 }
 
+
+#[allow(dead_code)]
+pub fn threads_cmp(size: usize, n: usize, trials: usize) {
+    let payload = vec![0x5au8; size];
+    let (mut a, _) = fleet(n);
+    let (mut b, _) = fleet(n);
+    let mut sa = Some(Scratch::default());
+    let mut sb = Some(Scratch::default());
+    let (mut m1, mut m2) = (f64::MAX, f64::MAX);
+    for _ in 0..trials {
+        let t = Instant::now();
+        let mut x = Batch::new().with_threads(1).with_scratch(sa.take().unwrap());
+        for s in a.iter_mut() { let id = x.add(s); x.seal(id, &payload); }
+        sa = Some(x.flush(1).into_scratch());
+        m1 = m1.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let mut x = Batch::new().with_threads(2).with_scratch(sb.take().unwrap());
+        for s in b.iter_mut() { let id = x.add(s); x.seal(id, &payload); }
+        sb = Some(x.flush(1).into_scratch());
+        m2 = m2.min(t.elapsed().as_secs_f64());
+    }
+    println!("seal size {size} sessions {n}: 1 thread {:.3} us/pkt, 2 threads {:.3} us/pkt, speedup {:.2}", m1 * 1e6 / n as f64, m2 * 1e6 / n as f64, m1 / m2);
+}

@@ -24,18 +24,20 @@
 //!
 //! Width policy: x8 while at least five lanes are busy (AVX-512), x4 while at least two are,
 //! then the last packet in flight is finished on its own and the rest of its stream runs
-//! through the scalar [`DataSession`] calls (one lane of x4 costs more than a scalar
-//! permutation).
+//! through the scalar calls (one lane of x4 costs more than a scalar permutation).
 
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
-use super::session::{AD_LEN_BYTES, DataSession, OpenPlan, data_header, sealed_len};
+use super::session::{BatchSession, check_open, open_checked, seal_prepared, sealed_len};
 use crate::error::{CryptoFailure, Error, Misuse};
 use crate::keccak::lanes::{self, LaneBackend};
 use crate::keccak::{LANES, f1600};
 use crate::packet::{HEADER_LEN, TAG_LEN};
 use crate::rcs::{NONCE_LEN, Rcs512Channel};
+
+/// The AD trailer `le32(len(ad))` the RCS MAC absorbs after the 21-byte header.
+const AD_LEN_BYTES: [u8; 4] = (HEADER_LEN as u32).to_le_bytes();
 
 /// KMAC-512 rate.
 const RATE: usize = 72;
@@ -107,8 +109,8 @@ impl Task<'_> {
 }
 
 /// One session's jobs, in submission order.
-pub(super) struct Stream<'t, 'x> {
-    pub(super) session: &'t mut DataSession,
+pub(super) struct Stream<'t, 'x, S> {
+    pub(super) session: &'t mut S,
     pub(super) tasks: &'t mut [Task<'x>],
     pub(super) work: u64,
 }
@@ -120,11 +122,18 @@ enum Dir {
     Rx,
 }
 
-fn channel(session: &mut DataSession, dir: Dir) -> &mut Rcs512Channel {
+fn channel<S: BatchSession>(session: &mut S, dir: Dir) -> &mut Rcs512Channel {
     match dir {
-        Dir::Tx => &mut session.tx,
-        Dir::Rx => &mut session.rx,
+        Dir::Tx => session.tx_channel_mut(),
+        Dir::Rx => session.rx_channel_mut(),
     }
+}
+
+/// Whether a channel's MAC sits at a block boundary with nothing buffered, as it always does
+/// after keying and after every packet; the split path needs it (the scalar one does not).
+fn at_boundary(ch: &mut Rcs512Channel) -> bool {
+    let parts = ch.parts();
+    parts.mac.sponge.pos == 0 && !parts.mac.sponge.is_squeezing()
 }
 
 /// The MAC program of one packet in flight.
@@ -142,8 +151,8 @@ struct PacketMac {
     steps: usize,
     /// Steps `1..=plain_last` read their block straight from the ciphertext.
     plain_last: usize,
-    /// `None` when sealing.
-    open: Option<OpenPlan>,
+    /// Opening (else sealing).
+    open: bool,
 }
 
 impl Drop for PacketMac {
@@ -156,7 +165,7 @@ impl Drop for PacketMac {
 }
 
 impl PacketMac {
-    fn new(head: [u8; HEAD_LEN], tail: [u8; TAIL_LEN], n: usize, open: Option<OpenPlan>) -> Self {
+    fn new(head: [u8; HEAD_LEN], tail: [u8; TAIL_LEN], n: usize, open: bool) -> Self {
         let total = HEAD_LEN + n + TAIL_LEN;
         let full = total / RATE;
         let quirk = total % RATE + TAG_BITS.len() >= RATE;
@@ -315,8 +324,8 @@ pub(super) struct Lanes {
 }
 
 /// The streams of one thread and the time stamp of this flush.
-pub(super) struct Ctx<'s, 't, 'x> {
-    streams: &'s mut [Stream<'t, 'x>],
+pub(super) struct Ctx<'s, 't, 'x, S> {
+    streams: &'s mut [Stream<'t, 'x, S>],
     next_stream: usize,
     now: u64,
     lb: LaneBackend,
@@ -324,7 +333,7 @@ pub(super) struct Ctx<'s, 't, 'x> {
 
 /// Runs every job of `streams` (one thread's share; streams already in the order they
 /// should be taken up, heaviest first).
-pub(super) fn run(streams: &mut [Stream<'_, '_>], now: u64, lanes: Lanes) {
+pub(super) fn run<S: BatchSession>(streams: &mut [Stream<'_, '_, S>], now: u64, lanes: Lanes) {
     let count = streams.len();
     let mut ctx = Ctx {
         streams,
@@ -388,7 +397,7 @@ where
 {
     /// Runs lanes until fewer than `min_busy` have a packet in flight (then hands those
     /// over) or everything is done.
-    fn run(ctx: &mut Ctx<'_, '_, '_>, carry: Vec<Carried>, min_busy: usize) -> Vec<Carried> {
+    fn run<S: BatchSession>(ctx: &mut Ctx<'_, '_, '_, S>, carry: Vec<Carried>, min_busy: usize) -> Vec<Carried> {
         let mut e = Engine::<W> {
             words: Aligned(<[[u64; W]; LANES] as Columns<W>>::zeroed()),
             lanes: core::array::from_fn(|_| None),
@@ -451,7 +460,7 @@ where
     }
 
     /// Column `i` to or from the MAC state of `dir`'s channel.
-    fn sync(words: &mut [[u64; W]; LANES], i: usize, session: &mut DataSession, dir: Dir, load: bool) {
+    fn sync<S: BatchSession>(words: &mut [[u64; W]; LANES], i: usize, session: &mut S, dir: Dir, load: bool) {
         let parts = channel(session, dir).parts();
         let state = &mut parts.mac.sponge.state;
         for (x, w) in state.iter_mut().zip(words.iter_mut()) {
@@ -466,7 +475,7 @@ where
     }
 
     /// Writes lane `i`'s column back to its channel, if it holds one.
-    fn unload(words: &mut [[u64; W]; LANES], i: usize, lane: &mut Lane, session: &mut DataSession) {
+    fn unload<S: BatchSession>(words: &mut [[u64; W]; LANES], i: usize, lane: &mut Lane, session: &mut S) {
         if let Some(dir) = lane.loaded.take() {
             Self::sync(words, i, session, dir, false);
         }
@@ -474,7 +483,7 @@ where
 
     /// Takes up jobs on lane `i` (continuing its stream, then fresh streams) until one is in
     /// flight or no work is left.
-    fn feed(&mut self, i: usize, ctx: &mut Ctx<'_, '_, '_>) {
+    fn feed<S: BatchSession>(&mut self, i: usize, ctx: &mut Ctx<'_, '_, '_, S>) {
         let Engine { words, lanes, .. } = self;
         let words = &mut words.0;
         let Some(slot) = lanes.get_mut(i) else {
@@ -545,7 +554,7 @@ where
 
     /// One round of permutations: a run of plain steps when every busy lane has some, else
     /// one step of any kind; then finishes the packets whose last step this was.
-    fn step(&mut self, ctx: &mut Ctx<'_, '_, '_>) {
+    fn step<S: BatchSession>(&mut self, ctx: &mut Ctx<'_, '_, '_, S>) {
         let Engine {
             words,
             lanes,
@@ -559,7 +568,7 @@ where
             .map(PacketMac::plain_left)
             .min()
             .unwrap_or(0);
-        let streams: &[Stream<'_, '_>] = ctx.streams;
+        let streams: &[Stream<'_, '_, S>] = ctx.streams;
         let body = |l: &Lane| {
             let n = l.mac.as_ref().map_or(0, |m| m.n);
             streams
@@ -623,46 +632,41 @@ where
 }
 
 /// Takes up a job: the checks and everything before the MAC steps, on the channel itself.
-fn prepare(session: &mut DataSession, task: &mut Task<'_>, now: u64) -> Prep {
+fn prepare<S: BatchSession>(session: &mut S, task: &mut Task<'_>, now: u64) -> Prep {
     match &mut task.kind {
         TaskKind::Settled => Prep::Done,
         TaskKind::Seal { len, slot } => {
             let len = *len;
-            let seq = match session.check_seal(len) {
-                Ok(seq) => seq,
+            if !at_boundary(session.tx_channel_mut()) {
+                return Prep::Whole;
+            }
+            let h = match session.prepare_seal(len, now) {
+                Ok(h) => h.encode(),
                 Err(e) => {
                     task.record = Record::Failed(e);
                     return Prep::Done;
                 }
             };
-            let parts = session.tx.parts();
-            if parts.mac.sponge.pos != 0 || parts.mac.sponge.is_squeezing() {
-                return Prep::Whole;
-            }
-            if slot.len() != sealed_len(len) {
-                task.record = Record::Failed(
-                    Misuse::BufferTooSmall {
-                        needed: sealed_len(len),
-                        got: slot.len(),
-                    }
-                    .into(),
-                );
+            let parts = session.tx_channel_mut().parts();
+            if slot.len() != sealed_len(len) || *parts.dead {
+                // Cannot happen (the slot is sized for the message, a transmit channel never
+                // opens); end the session as the scalar seal would.
+                session.abort();
+                task.record = Record::Failed(Misuse::NotEstablished.into());
                 return Prep::Done;
             }
             let (header, rest) = slot.split_at_mut(HEADER_LEN);
             let body = rest.get_mut(..len).unwrap_or_default();
-            let h = data_header(len, seq, now);
             header.copy_from_slice(&h);
             let head = head_bytes(&h, parts.nonce);
             *parts.counter = parts.counter.wrapping_add(len as u64);
             parts.cipher.ctr_xor(parts.nonce, body);
             let tail = tail_bytes(*parts.counter);
-            session.txseq = seq;
-            Prep::Mac(Dir::Tx, PacketMac::new(head, tail, len, None))
+            Prep::Mac(Dir::Tx, PacketMac::new(head, tail, len, false))
         }
         TaskKind::Open { packet } => {
-            let plan = match session.check_open(packet, now) {
-                Ok(Some(plan)) => plan,
+            match check_open(session, packet, now) {
+                Ok(Some(_)) => {}
                 Ok(None) => {
                     task.record = Record::Control;
                     return Prep::Stop;
@@ -671,19 +675,20 @@ fn prepare(session: &mut DataSession, task: &mut Task<'_>, now: u64) -> Prep {
                     task.record = Record::Failed(e);
                     return Prep::Done;
                 }
-            };
-            let parts = session.rx.parts();
-            if parts.mac.sponge.pos != 0 || parts.mac.sponge.is_squeezing() {
+            }
+            if !at_boundary(session.rx_channel_mut()) {
                 return Prep::Whole;
             }
+            let n = packet.len().saturating_sub(HEADER_LEN + TAG_LEN);
+            let parts = session.rx_channel_mut().parts();
             let mut h = [0u8; HEADER_LEN];
             if let Some(src) = packet.get(..HEADER_LEN) {
                 h.copy_from_slice(src);
             }
             let head = head_bytes(&h, parts.nonce);
-            *parts.counter = parts.counter.wrapping_add(plan.body_len as u64);
+            *parts.counter = parts.counter.wrapping_add(n as u64);
             let tail = tail_bytes(*parts.counter);
-            Prep::Mac(Dir::Rx, PacketMac::new(head, tail, plan.body_len, Some(plan)))
+            Prep::Mac(Dir::Rx, PacketMac::new(head, tail, n, true))
         }
     }
 }
@@ -705,22 +710,35 @@ fn tail_bytes(counter: u64) -> [u8; TAIL_LEN] {
 }
 
 /// Runs a job through the scalar calls.
-fn whole(session: &mut DataSession, task: &mut Task<'_>, now: u64) -> Prep {
+fn whole<S: BatchSession>(session: &mut S, task: &mut Task<'_>, now: u64) -> Prep {
     match &mut task.kind {
         TaskKind::Settled => Prep::Done,
         TaskKind::Seal { len, slot } => {
-            task.record = match session.seal_slot(*len, now, slot) {
-                Ok(()) => Record::Sealed,
+            let len = *len;
+            task.record = match session.prepare_seal(len, now) {
+                Ok(h) => {
+                    let h = h.encode();
+                    if let Some(dst) = slot.get_mut(..HEADER_LEN) {
+                        dst.copy_from_slice(&h);
+                    }
+                    match seal_prepared(session, &h, len, slot) {
+                        Ok(()) => Record::Sealed,
+                        Err(e) => Record::Failed(e),
+                    }
+                }
                 Err(e) => Record::Failed(e),
             };
             Prep::Done
         }
-        TaskKind::Open { packet } => match session.open(packet, now) {
-            Ok(super::Received::Data(pt)) => {
-                task.record = Record::Opened { len: pt.len() };
+        TaskKind::Open { packet } => match check_open(session, packet, now) {
+            Ok(Some(_)) => {
+                task.record = match open_checked(session, packet) {
+                    Ok(pt) => Record::Opened { len: pt.len() },
+                    Err(e) => Record::Failed(e),
+                };
                 Prep::Done
             }
-            Ok(super::Received::Control(_)) => {
+            Ok(None) => {
                 task.record = Record::Control;
                 Prep::Stop
             }
@@ -734,9 +752,9 @@ fn whole(session: &mut DataSession, task: &mut Task<'_>, now: u64) -> Prep {
 
 /// After a packet's last MAC step: place the tag (seal), or compare it in constant time
 /// and decrypt only on a match (open).
-fn finish(session: &mut DataSession, task: &mut Task<'_>, mac: &PacketMac, tag: &[u64; TAG_LEN / 8]) {
+fn finish<S: BatchSession>(session: &mut S, task: &mut Task<'_>, mac: &PacketMac, tag: &[u64; TAG_LEN / 8]) {
     match (&mut task.kind, mac.open) {
-        (TaskKind::Seal { len, slot }, None) => {
+        (TaskKind::Seal { len, slot }, false) => {
             if let Some(dst) = slot.get_mut(HEADER_LEN + *len..) {
                 if dst.len() == TAG_LEN {
                     for (d, t) in dst.as_chunks_mut::<8>().0.iter_mut().zip(tag) {
@@ -748,26 +766,25 @@ fn finish(session: &mut DataSession, task: &mut Task<'_>, mac: &PacketMac, tag: 
             }
             task.record = Record::Failed(Misuse::NotEstablished.into());
         }
-        (TaskKind::Open { packet }, Some(plan)) => {
+        (TaskKind::Open { packet }, true) => {
             let rest = packet.get_mut(HEADER_LEN..).unwrap_or_default();
-            let (body, got) = rest.split_at_mut(plan.body_len.min(rest.len()));
+            let (body, got) = rest.split_at_mut(mac.n.min(rest.len()));
             let mut received = [0u64; TAG_LEN / 8];
             for (r, c) in received.iter_mut().zip(got.as_chunks::<8>().0) {
                 *r = u64::from_le_bytes(*c);
             }
             let ok: bool = got.len() == TAG_LEN && bool::from(tag[..].ct_eq(&received[..]));
             if !ok {
-                *session.rx.parts().dead = true;
-                session.status = super::Status::Failed;
+                // As `RcsChannel::open_in_place`: the MAC state has moved, the channel is dead.
+                *session.rx_channel_mut().parts().dead = true;
+                session.abort();
                 task.record = Record::Failed(CryptoFailure::Authentication.into());
                 return;
             }
-            let parts = session.rx.parts();
+            let parts = session.rx_channel_mut().parts();
             parts.cipher.ctr_xor(parts.nonce, body);
-            task.record = match session.opened(plan, body) {
-                Ok(pt) => Record::Opened { len: pt.len() },
-                Err(e) => Record::Failed(e),
-            };
+            session.commit_open();
+            task.record = Record::Opened { len: body.len() };
         }
         _ => task.record = Record::Failed(Misuse::NotEstablished.into()),
     }

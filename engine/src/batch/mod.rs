@@ -155,13 +155,12 @@ mod session;
 
 use core::fmt;
 
-use crate::config::MAX_DATA_PAYLOAD;
 use crate::error::{Error, Misuse};
 use crate::keccak::lanes::LaneBackend;
 use crate::packet::HEADER_LEN;
 use lanes::{Lanes, Record, Stream, Task, TaskKind};
 
-pub use session::{DataSession, Received, Status, sealed_len};
+pub use session::{BatchSession, DataSession, MAX_PAYLOAD, Received, Status, sealed_len};
 
 /// Work (Keccak permutations) below which a flush stays on one thread: waking the pool costs
 /// about what this many permutations do.
@@ -224,8 +223,8 @@ impl Job<'_> {
 ///
 /// The batch borrows every session and packet buffer for the turn (`'a`); see the
 /// [module documentation](self) for the shape of a server turn.
-pub struct Batch<'a> {
-    sessions: Vec<&'a mut DataSession>,
+pub struct Batch<'a, S: BatchSession = DataSession> {
+    sessions: Vec<&'a mut S>,
     jobs: Vec<Job<'a>>,
     lanes: LaneBackend,
     /// `None`: 8 with AVX-512, else 4.
@@ -234,7 +233,7 @@ pub struct Batch<'a> {
     arena: Vec<u8>,
 }
 
-impl fmt::Debug for Batch<'_> {
+impl<S: BatchSession> fmt::Debug for Batch<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Batch")
             .field("sessions", &self.sessions.len())
@@ -246,13 +245,13 @@ impl fmt::Debug for Batch<'_> {
     }
 }
 
-impl Default for Batch<'_> {
+impl<S: BatchSession> Default for Batch<'_, S> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<'a> Batch<'a> {
+impl<'a, S: BatchSession> Batch<'a, S> {
     /// An empty batch on the lanes of the backend in force ([`LaneBackend::best`], which
     /// honours `DKTP_BACKEND`) and, with the `parallel` feature, every core of the rayon pool.
     pub fn new() -> Self {
@@ -296,7 +295,7 @@ impl<'a> Batch<'a> {
     }
 
     /// Borrows a session for this batch.
-    pub fn add(&mut self, session: &'a mut DataSession) -> SessionId {
+    pub fn add(&mut self, session: &'a mut S) -> SessionId {
         self.sessions.push(session);
         SessionId(self.sessions.len() - 1)
     }
@@ -349,7 +348,7 @@ impl<'a> Batch<'a> {
     /// Runs every job: per session in submission order, sessions side by side in SIMD lanes
     /// and, for large batches, across threads. `now` (Unix seconds) stamps the sealed headers
     /// and checks the received ones.
-    pub fn flush(self, now: u64) -> Flushed<'a> {
+    pub fn flush(self, now: u64) -> Flushed<'a, S> {
         let Batch {
             mut sessions,
             mut jobs,
@@ -444,7 +443,7 @@ impl<'a> Batch<'a> {
                     record: Record::Pending,
                 });
             }
-            let mut streams: Vec<Stream<'_, '_>> = Vec::with_capacity(sessions.len());
+            let mut streams: Vec<Stream<'_, '_, S>> = Vec::with_capacity(sessions.len());
             let mut rest_tasks = &mut tasks[..];
             for (s, session) in sessions.iter_mut().enumerate() {
                 let count = match (starts.get(s), starts.get(s + 1)) {
@@ -532,10 +531,10 @@ impl<'a> Batch<'a> {
 fn check_len(len: usize) -> Result<(), Error> {
     if len == 0 {
         Err(Misuse::EmptyMessage.into())
-    } else if len > MAX_DATA_PAYLOAD {
+    } else if len > MAX_PAYLOAD {
         Err(Misuse::MessageTooLong {
             len,
-            max: MAX_DATA_PAYLOAD,
+            max: MAX_PAYLOAD,
         }
         .into())
     } else {
@@ -559,10 +558,15 @@ fn default_threads() -> usize {
     1
 }
 
-/// Runs the streams (heaviest first) on up to `threads` threads: streams are dealt to the
-/// least loaded thread, so each session belongs to exactly one.
-fn run_streams(
-    streams: &mut Vec<Stream<'_, '_>>,
+/// Runs the streams (heaviest first) on up to `threads` threads.
+///
+/// Large flushes are cut into chunks of whole sessions (consecutive in the heaviest-first
+/// order, so a chunk's lanes hold similar packets), about four per thread; the threads take
+/// chunks from a shared queue until none is left. A session belongs to exactly one chunk, so
+/// no two threads ever touch it, and a thread the OS does not schedule only delays the chunk
+/// it took, not a fixed share of the work.
+fn run_streams<S: BatchSession>(
+    streams: &mut [Stream<'_, '_, S>],
     now: u64,
     (lanes, width): (LaneBackend, Option<usize>),
     threads: usize,
@@ -571,39 +575,61 @@ fn run_streams(
     let width = width.unwrap_or(if lanes == LaneBackend::Avx512 { 8 } else { 4 });
     let lanes = Lanes { backend: lanes, width };
     let work: u64 = streams.iter().map(|s| s.work).sum();
-    let groups = threads
-        .min(streams.len())
-        .min(usize::try_from(work / MIN_WORK_PER_THREAD).unwrap_or(usize::MAX))
-        .max(1);
-    if groups <= 1 || !cfg!(all(feature = "parallel", not(target_arch = "wasm32"))) {
+    let parallel = cfg!(all(feature = "parallel", not(target_arch = "wasm32")));
+    if !parallel || threads <= 1 || streams.len() < 2 || work < 2 * MIN_WORK_PER_THREAD {
         lanes::run(streams, now, lanes);
         return;
     }
-    let mut split: Vec<(u64, Vec<Stream<'_, '_>>)> = (0..groups).map(|_| (0, Vec::new())).collect();
-    for s in streams.drain(..) {
-        if let Some(g) = split.iter_mut().min_by_key(|g| g.0) {
-            g.0 += s.work;
-            g.1.push(s);
+    let chunks_wanted = u64::try_from(threads.saturating_mul(4)).unwrap_or(u64::MAX);
+    let target = (work / chunks_wanted).max(MIN_WORK_PER_THREAD / 2);
+    let mut chunks: Vec<&mut [Stream<'_, '_, S>]> = Vec::new();
+    let mut rest = streams;
+    while !rest.is_empty() {
+        let (mut n, mut w) = (0usize, 0u64);
+        for s in rest.iter() {
+            if w >= target && n >= lanes.width {
+                break;
+            }
+            n += 1;
+            w += s.work;
         }
+        let (chunk, tail) = core::mem::take(&mut rest).split_at_mut(n);
+        chunks.push(chunk);
+        rest = tail;
     }
-    par_run(&mut split, now, lanes);
-    for (_, g) in split {
-        streams.extend(g);
-    }
+    par_run(chunks, now, lanes, threads);
 }
 
 #[cfg(all(feature = "parallel", not(target_arch = "wasm32")))]
-fn par_run(groups: &mut [(u64, Vec<Stream<'_, '_>>)], now: u64, lanes: Lanes) {
-    use rayon::prelude::*;
-    groups
-        .par_iter_mut()
-        .for_each(|(_, g)| lanes::run(g, now, lanes));
+fn par_run<S: BatchSession>(chunks: Vec<&mut [Stream<'_, '_, S>]>, now: u64, lanes: Lanes, threads: usize) {
+    let helpers = threads.min(chunks.len()).saturating_sub(1);
+    let queue = std::sync::Mutex::new(chunks.into_iter());
+    let work = || {
+        loop {
+            // A poisoned queue (a thread panicked) still hands out the remaining chunks; the
+            // panic itself reaches the caller through the scope.
+            let next = queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .next();
+            match next {
+                Some(chunk) => lanes::run(chunk, now, lanes),
+                None => break,
+            }
+        }
+    };
+    rayon::scope(|s| {
+        for _ in 0..helpers {
+            s.spawn(|_| work());
+        }
+        work();
+    });
 }
 
 #[cfg(not(all(feature = "parallel", not(target_arch = "wasm32"))))]
-fn par_run(groups: &mut [(u64, Vec<Stream<'_, '_>>)], now: u64, lanes: Lanes) {
-    for (_, g) in groups.iter_mut() {
-        lanes::run(g, now, lanes);
+fn par_run<S: BatchSession>(chunks: Vec<&mut [Stream<'_, '_, S>]>, now: u64, lanes: Lanes, _threads: usize) {
+    for chunk in chunks {
+        lanes::run(chunk, now, lanes);
     }
 }
 
@@ -626,8 +652,8 @@ pub enum Outcome<'f> {
 
 /// The results of a [`Batch::flush`]; it keeps the batch's borrows, so plaintexts and sealed
 /// packets are read in place.
-pub struct Flushed<'a> {
-    sessions: Vec<&'a mut DataSession>,
+pub struct Flushed<'a, S: BatchSession = DataSession> {
+    sessions: Vec<&'a mut S>,
     packets: Vec<Option<&'a mut [u8]>>,
     records: Vec<Record>,
     seal_at: Vec<Option<(usize, usize)>>,
@@ -635,7 +661,7 @@ pub struct Flushed<'a> {
     arena: Vec<u8>,
 }
 
-impl fmt::Debug for Flushed<'_> {
+impl<S: BatchSession> fmt::Debug for Flushed<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Flushed")
             .field("sessions", &self.sessions.len())
@@ -644,7 +670,7 @@ impl fmt::Debug for Flushed<'_> {
     }
 }
 
-impl<'a> Flushed<'a> {
+impl<S: BatchSession> Flushed<'_, S> {
     /// What `job` came to (an id from another batch reads as [`Outcome::Deferred`]).
     pub fn outcome(&self, job: JobId) -> Outcome<'_> {
         let packet = || self.packets.get(job.0).and_then(|p| p.as_deref());
@@ -674,7 +700,7 @@ impl<'a> Flushed<'a> {
     }
 
     /// The session as the flush left it.
-    pub fn session(&self, session: SessionId) -> Option<&DataSession> {
+    pub fn session(&self, session: SessionId) -> Option<&S> {
         self.sessions.get(session.0).map(|s| &**s)
     }
 

@@ -1,19 +1,49 @@
-//! [`DataSession`]: the data-phase state of one established session (FACTS §7) and its
-//! sequential (scalar) seal and open, which the batch engine reproduces exactly.
+//! What the batch engine needs from a session ([`BatchSession`]), and [`DataSession`]: the
+//! data-phase state of one established session with its sequential seal and open.
 
 use core::fmt;
 
-use crate::config::MAX_DATA_PAYLOAD;
-use crate::error::{CryptoFailure, Error, Misuse};
+use crate::error::{CryptoFailure, Error, Malformed, Misuse};
 use crate::key_schedule::ChannelKey;
 use crate::packet::{
-    self, Flag, HEADER_LEN, Header, SEALED_ERROR_LEN, SEALED_ERROR_MSGLEN, TAG_LEN,
+    self, Flag, HEADER_LEN, Header, MAX_MESSAGE, SEALED_ERROR_LEN, SEALED_ERROR_MSGLEN, TAG_LEN,
 };
 use crate::rcs::{Rcs512Channel, RcsError};
 use crate::{Backend, BackendError};
 
-/// Length of the AD trailer `le32(len(ad))` the RCS MAC absorbs after the 21-byte header.
-pub(super) const AD_LEN_BYTES: [u8; 4] = (HEADER_LEN as u32).to_le_bytes();
+/// Largest message one data packet carries: the framing limit on the message
+/// ([`MAX_MESSAGE`]) less the tag.
+pub const MAX_PAYLOAD: usize = MAX_MESSAGE as usize - TAG_LEN;
+
+/// What the batch engine needs from a session: the data-phase checks and the two RCS-512
+/// channels, so it can run the RCS work itself (FACTS §7).
+///
+/// The engine calls these exactly as the sequential path does: to seal,
+/// [`prepare_seal`](Self::prepare_seal), then the packet is sealed on
+/// [`tx_channel_mut`](Self::tx_channel_mut) with the header as AD; to open a data packet
+/// (flag 0x04), [`check_data_header`](Self::check_data_header), then it is authenticated on
+/// [`rx_channel_mut`](Self::rx_channel_mut) and decrypted, then
+/// [`commit_open`](Self::commit_open), or [`abort`](Self::abort) after any failure.
+/// [`DataSession`] implements it; so can the session layer's own type.
+pub trait BatchSession: Send {
+    /// Whether packets may still be sent and received.
+    fn is_open(&self) -> bool;
+    /// Checks that a `len`-byte message may be sent now and reserves its packet
+    /// (`txseq += 1`); returns the header `(0x04, len + 64, txseq, now)`. Changes nothing on
+    /// error.
+    fn prepare_seal(&mut self, len: usize, now: u64) -> Result<Header, Error>;
+    /// The data-phase header checks in the reference's order (sequence, established, time,
+    /// msglen > 64), before authentication.
+    fn check_data_header(&self, header: &Header, now: u64) -> Result<(), Error>;
+    /// The transmit channel.
+    fn tx_channel_mut(&mut self) -> &mut Rcs512Channel;
+    /// The receive channel.
+    fn rx_channel_mut(&mut self) -> &mut Rcs512Channel;
+    /// Counts a data packet that authenticated (`rxseq += 1`).
+    fn commit_open(&mut self);
+    /// Ends the session after a receive failure.
+    fn abort(&mut self);
+}
 
 /// Where a data session stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -34,47 +64,26 @@ pub enum Received<'p> {
     /// A data message, decrypted in place: `packet[HEADER_LEN..HEADER_LEN + len]`.
     Data(&'p [u8]),
     /// A packet that is neither data (0x04) nor an error/close (0x12), e.g. an asymmetric
-    /// ratchet request or response. Nothing was checked or changed: pass it to the
-    /// session's control handling before anything else of this session is opened or sealed,
-    /// since a ratchet re-keys a channel.
+    /// ratchet request or response, which this type does not handle. Nothing was checked or
+    /// changed.
     Control(&'p [u8]),
-}
-
-/// What a received packet is, once its header passed the data-phase checks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum OpenKind {
-    /// 0x04: a data message.
-    Data,
-    /// 0x12 with a sealed one-byte code: the peer's orderly close or error report.
-    Close,
-}
-
-/// A checked received packet, ready for RCS authentication.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct OpenPlan {
-    pub(super) kind: OpenKind,
-    /// The sequence number it carries (`rxseq + 1`); becomes `rxseq` on success.
-    pub(super) seq: u64,
-    /// Ciphertext length (message length minus the tag).
-    pub(super) body_len: usize,
 }
 
 /// The data-phase state of one established DKTP session: the transmit and receive RCS-512
 /// channels and their sequence numbers (FACTS §7).
 ///
-/// This is what the handshake hands over to the data phase. [`seal`](Self::seal) and
-/// [`open`](Self::open) are the sequential path, one packet at a time;
-/// [`Batch`](super::Batch) runs the same steps for many sessions at once and leaves every
-/// session exactly as these calls would.
+/// [`seal`](Self::seal) and [`open`](Self::open) are the sequential path, one packet at a
+/// time; [`Batch`](super::Batch) runs the same steps for many sessions at once and leaves
+/// every session exactly as these calls would.
 ///
 /// Any failure to open a received packet ends the session ([`Status::Failed`]); sealing
 /// errors are the caller's (empty or oversized message) and change nothing.
 pub struct DataSession {
-    pub(super) tx: Rcs512Channel,
-    pub(super) rx: Rcs512Channel,
-    pub(super) txseq: u64,
-    pub(super) rxseq: u64,
-    pub(super) status: Status,
+    tx: Rcs512Channel,
+    rx: Rcs512Channel,
+    txseq: u64,
+    rxseq: u64,
+    status: Status,
 }
 
 impl fmt::Debug for DataSession {
@@ -133,11 +142,6 @@ impl DataSession {
         self.status
     }
 
-    /// Whether packets still flow.
-    pub fn is_open(&self) -> bool {
-        self.status == Status::Open
-    }
-
     /// The transmit channel (nonce and counter, for inspection).
     pub fn tx(&self) -> &Rcs512Channel {
         &self.tx
@@ -153,132 +157,113 @@ impl DataSession {
     ///
     /// # Errors
     /// [`Misuse`]: the session is not open, the message is empty or longer than
-    /// [`MAX_DATA_PAYLOAD`], or the sequence is exhausted. Nothing changes.
+    /// [`MAX_PAYLOAD`], or the sequence is exhausted. Nothing changes.
     pub fn seal(&mut self, payload: &[u8], now: u64, out: &mut Vec<u8>) -> Result<(), Error> {
-        let start = out.len();
-        out.resize(start + sealed_len(payload.len()), 0);
-        let r = match out.get_mut(start..) {
-            Some(slot) => {
-                let body = slot
-                    .get_mut(HEADER_LEN..HEADER_LEN + payload.len())
-                    .unwrap_or_default();
-                body.copy_from_slice(payload);
-                self.seal_slot(payload.len(), now, slot)
-            }
-            None => Err(Misuse::BufferTooSmall { needed: 0, got: 0 }.into()),
-        };
-        if r.is_err() {
-            out.truncate(start);
-        }
-        r
+        seal(self, payload, now, out)
     }
 
     /// Opens one received packet (header included, exactly as framed by
     /// [`packet::frame`]) in place.
     ///
-    /// Checks in the reference's order (FACTS §7): sequence == rxseq + 1, established,
-    /// time within 60 s, msglen > 64, then the RCS tag (constant time) before anything is
-    /// decrypted; `rxseq` advances only on success. A sealed error packet (0x12) is opened
-    /// the same way and reported as [`Error::PeerReported`] with its code.
+    /// A data packet (0x04) is checked in the reference's order (FACTS §7): sequence ==
+    /// rxseq + 1, established, time within 60 s, msglen > 64, then the RCS tag (constant
+    /// time) before anything is decrypted; `rxseq` advances only on success. A sealed error
+    /// packet (0x12) is opened the same way and reported as [`Error::PeerReported`] with its
+    /// code. Any other flag is returned as [`Received::Control`], untouched.
     ///
     /// # Errors
     /// Any failure ends the session ([`Status::Failed`], or [`Status::Closed`] for the
     /// peer's close); nothing of the packet is released.
     pub fn open<'p>(&mut self, packet: &'p mut [u8], now: u64) -> Result<Received<'p>, Error> {
-        let Some(plan) = self.check_open(packet, now)? else {
-            return Ok(Received::Control(packet));
+        let close = match check_open(self, packet, now)? {
+            Some(_) => false,
+            None if packet.first() == Some(&Flag::ErrorCondition.as_u8()) => true,
+            None => return Ok(Received::Control(packet)),
         };
-        let (header, rest) = packet.split_at_mut(HEADER_LEN.min(packet.len()));
-        let (body, tag) = rest.split_at_mut(plan.body_len.min(rest.len()));
-        if let Err(e) = self.rx.open_in_place(header, body, tag) {
-            self.status = Status::Failed;
-            return Err(match e {
-                RcsError::ChannelDead => Misuse::NotEstablished.into(),
-                _ => CryptoFailure::Authentication.into(),
-            });
+        if !close {
+            return open_checked(self, packet).map(Received::Data);
         }
-        self.opened(plan, body).map(Received::Data)
+        let r = check_received(self, packet, now).and_then(|_| {
+            // After establishment only the sealed close (msglen 65, 86 bytes) is accepted.
+            if packet.len() == SEALED_ERROR_LEN {
+                Ok(())
+            } else {
+                packet::parse_error_packet(packet, true).and(Err(Error::Malformed(
+                    Malformed::ErrorPacketShape {
+                        msglen: SEALED_ERROR_MSGLEN,
+                        received: packet.len(),
+                    },
+                )))
+            }
+        });
+        if let Err(e) = r {
+            self.abort();
+            return Err(e);
+        }
+        let code = open_checked(self, packet)?.first().copied().unwrap_or_default();
+        self.status = Status::Closed;
+        Err(Error::PeerReported { code })
+    }
+}
+
+impl BatchSession for DataSession {
+    fn is_open(&self) -> bool {
+        self.status == Status::Open
     }
 
-    /// Seals the `len`-byte payload that already sits at `slot[HEADER_LEN..]`; `slot` is
-    /// exactly [`sealed_len`]`(len)` bytes. Writes the header and the tag around it.
-    pub(super) fn seal_slot(&mut self, len: usize, now: u64, slot: &mut [u8]) -> Result<(), Error> {
-        let seq = self.check_seal(len)?;
-        if slot.len() != sealed_len(len) {
-            return Err(Misuse::BufferTooSmall {
-                needed: sealed_len(len),
-                got: slot.len(),
+    fn prepare_seal(&mut self, len: usize, now: u64) -> Result<Header, Error> {
+        if !self.is_open() {
+            return Err(Misuse::NotEstablished.into());
+        }
+        if len == 0 {
+            return Err(Misuse::EmptyMessage.into());
+        }
+        if len > MAX_PAYLOAD {
+            return Err(Misuse::MessageTooLong {
+                len,
+                max: MAX_PAYLOAD,
             }
             .into());
         }
-        let (header, rest) = slot.split_at_mut(HEADER_LEN);
-        header.copy_from_slice(&data_header(len, seq, now));
-        let (body, tag) = rest.split_at_mut(len);
-        self.tx
-            .seal_in_place(header, body, tag)
-            .map_err(|_| Error::Misuse(Misuse::NotEstablished))?;
-        self.txseq = seq;
-        Ok(())
-    }
-
-    /// The checks before sealing `len` bytes; returns the packet's sequence number.
-    pub(super) fn check_seal(&self, len: usize) -> Result<u64, Error> {
-        if !self.is_open() || self.tx.is_dead() {
-            return Err(Misuse::NotEstablished.into());
-        }
-        check_payload(len)?;
-        self.txseq
+        let seq = self
+            .txseq
             .checked_add(1)
-            .ok_or(Error::Misuse(Misuse::SequenceExhausted))
+            .ok_or(Error::Misuse(Misuse::SequenceExhausted))?;
+        self.txseq = seq;
+        // `len <= MAX_PAYLOAD`, so the message length fits in u32.
+        let msglen = u32::try_from(len + TAG_LEN).unwrap_or(MAX_MESSAGE);
+        Ok(Header::new(Flag::EncryptedMessage, msglen, seq, now))
     }
 
-    /// The checks before authenticating a received packet, in the reference's order.
-    /// `Ok(None)`: a control packet, left alone. Any error ends the session.
-    pub(super) fn check_open(&mut self, packet: &[u8], now: u64) -> Result<Option<OpenPlan>, Error> {
-        if !self.is_open() || self.rx.is_dead() {
+    fn check_data_header(&self, header: &Header, now: u64) -> Result<(), Error> {
+        if !self.is_open() {
             return Err(Misuse::NotEstablished.into());
         }
-        let r = self.plan_open(packet, now);
-        if r.is_err() {
+        if header.msglen > MAX_MESSAGE {
+            return Err(Malformed::TooLong {
+                msglen: header.msglen,
+                max: MAX_MESSAGE,
+            }
+            .into());
+        }
+        packet::check_data_header(header, self.rxseq, true, now)
+    }
+
+    fn tx_channel_mut(&mut self) -> &mut Rcs512Channel {
+        &mut self.tx
+    }
+
+    fn rx_channel_mut(&mut self) -> &mut Rcs512Channel {
+        &mut self.rx
+    }
+
+    fn commit_open(&mut self) {
+        self.rxseq = self.rxseq.saturating_add(1);
+    }
+
+    fn abort(&mut self) {
+        if self.status == Status::Open {
             self.status = Status::Failed;
-        }
-        r
-    }
-
-    fn plan_open(&self, packet: &[u8], now: u64) -> Result<Option<OpenPlan>, Error> {
-        let header = Header::decode(packet)?;
-        let kind = match Flag::from_u8(header.flag) {
-            Some(Flag::EncryptedMessage) => OpenKind::Data,
-            Some(Flag::ErrorCondition) => OpenKind::Close,
-            _ => return Ok(None),
-        };
-        let (header, message) = packet::split_packet(packet)?;
-        packet::check_data_header(&header, self.rxseq, true, now)?;
-        if kind == OpenKind::Close {
-            // After establishment only the sealed form (msglen 65, 86 bytes) is accepted.
-            if header.msglen != SEALED_ERROR_MSGLEN || packet.len() != SEALED_ERROR_LEN {
-                packet::parse_error_packet(packet, true)?;
-            }
-        }
-        Ok(Some(OpenPlan {
-            kind,
-            seq: header.sequence,
-            body_len: message.len().saturating_sub(TAG_LEN),
-        }))
-    }
-
-    /// After a packet authenticated and its body was decrypted: advance `rxseq`; a close
-    /// ends the session with the peer's code.
-    pub(super) fn opened<'b>(&mut self, plan: OpenPlan, body: &'b [u8]) -> Result<&'b [u8], Error> {
-        self.rxseq = plan.seq;
-        match plan.kind {
-            OpenKind::Data => Ok(body),
-            OpenKind::Close => {
-                self.status = Status::Closed;
-                Err(Error::PeerReported {
-                    code: body.first().copied().unwrap_or_default(),
-                })
-            }
         }
     }
 }
@@ -288,24 +273,95 @@ pub const fn sealed_len(len: usize) -> usize {
     HEADER_LEN + len + TAG_LEN
 }
 
-/// A message DKTP can seal: 1 to [`MAX_DATA_PAYLOAD`] bytes.
-pub(super) fn check_payload(len: usize) -> Result<(), Error> {
-    if len == 0 {
-        return Err(Misuse::EmptyMessage.into());
+/// The sequential seal of any [`BatchSession`], appending to `out`.
+pub(super) fn seal<S: BatchSession + ?Sized>(
+    session: &mut S,
+    payload: &[u8],
+    now: u64,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let header = session.prepare_seal(payload.len(), now)?.encode();
+    let start = out.len();
+    out.extend_from_slice(&header);
+    out.extend_from_slice(payload);
+    out.resize(start + sealed_len(payload.len()), 0);
+    let r = match out.get_mut(start..) {
+        Some(slot) => seal_prepared(session, &header, payload.len(), slot),
+        None => Err(Misuse::NotEstablished.into()),
+    };
+    if r.is_err() {
+        out.truncate(start);
     }
-    if len > MAX_DATA_PAYLOAD {
-        return Err(Misuse::MessageTooLong {
-            len,
-            max: MAX_DATA_PAYLOAD,
-        }
-        .into());
+    r
+}
+
+/// Seals, on the transmit channel, the `len`-byte message at `slot[HEADER_LEN..]` of a
+/// packet reserved by `prepare_seal`, `header` already in place.
+pub(super) fn seal_prepared<S: BatchSession + ?Sized>(
+    session: &mut S,
+    header: &[u8; HEADER_LEN],
+    len: usize,
+    slot: &mut [u8],
+) -> Result<(), Error> {
+    let body = slot.get_mut(HEADER_LEN..).unwrap_or_default();
+    if body.len() != len + TAG_LEN {
+        session.abort();
+        return Err(Misuse::NotEstablished.into());
+    }
+    let (ct, tag) = body.split_at_mut(len);
+    if session.tx_channel_mut().seal_in_place(header, ct, tag).is_err() {
+        session.abort();
+        return Err(Misuse::NotEstablished.into());
     }
     Ok(())
 }
 
-/// The header of a data packet carrying `len` message bytes.
-pub(super) fn data_header(len: usize, seq: u64, now: u64) -> [u8; HEADER_LEN] {
-    // `len <= MAX_DATA_PAYLOAD` (checked), so the message length fits in u32.
-    let msglen = u32::try_from(len + TAG_LEN).unwrap_or(u32::MAX);
-    Header::new(Flag::EncryptedMessage, msglen, seq, now).encode()
+/// The checks of a received packet before authentication, for any [`BatchSession`]:
+/// established, the header, then for a data packet (flag 0x04) its length and the data-phase
+/// checks. `Ok(None)`: not a data packet, left alone. An error has already ended the session.
+pub(super) fn check_open<S: BatchSession + ?Sized>(
+    session: &mut S,
+    packet: &[u8],
+    now: u64,
+) -> Result<Option<Header>, Error> {
+    if !session.is_open() {
+        return Err(Misuse::NotEstablished.into());
+    }
+    match Header::decode(packet) {
+        Ok(h) if h.flag != Flag::EncryptedMessage.as_u8() => return Ok(None),
+        Ok(_) => {}
+        Err(e) => {
+            session.abort();
+            return Err(e);
+        }
+    }
+    let r = check_received(session, packet, now);
+    if r.is_err() {
+        session.abort();
+    }
+    r.map(Some)
+}
+
+/// The header decoded, its length agreeing with the packet's, and the data-phase checks.
+fn check_received<S: BatchSession + ?Sized>(session: &S, packet: &[u8], now: u64) -> Result<Header, Error> {
+    let (header, _) = packet::split_packet(packet)?;
+    session.check_data_header(&header, now)?;
+    Ok(header)
+}
+
+/// Authenticates and decrypts a packet that passed [`check_open`], on the receive channel;
+/// returns the plaintext. A failure ends the session.
+pub(super) fn open_checked<'p, S: BatchSession + ?Sized>(
+    session: &mut S,
+    packet: &'p mut [u8],
+) -> Result<&'p [u8], Error> {
+    let body_len = packet.len().saturating_sub(HEADER_LEN + TAG_LEN);
+    let (head, rest) = packet.split_at_mut(HEADER_LEN.min(packet.len()));
+    let (body, tag) = rest.split_at_mut(body_len.min(rest.len()));
+    if session.rx_channel_mut().open_in_place(head, body, tag).is_err() {
+        session.abort();
+        return Err(CryptoFailure::Authentication.into());
+    }
+    session.commit_open();
+    Ok(body)
 }
