@@ -55,7 +55,7 @@ impl Model {
         let seq = self.txseq.checked_add(1).ok_or(Error::Misuse(Misuse::SequenceExhausted))?;
         let header = Header::new(Flag::EncryptedMessage, pt.len() as u32 + 64, seq, now).encode();
         let mut out = header.to_vec();
-        self.tx.seal(&header, pt, &mut out).unwrap();
+        self.tx.seal(&header, pt, &mut out).expect("RCS seal");
         self.txseq = seq;
         Ok(out)
     }
@@ -101,7 +101,7 @@ impl Peer {
     fn raw(&mut self, flag: u8, seq: u64, time: u64, pt: &[u8]) -> Vec<u8> {
         let header = Header { flag, msglen: pt.len() as u32 + 64, sequence: seq, utctime: time }.encode();
         let mut out = header.to_vec();
-        self.tx.seal(&header, pt, &mut out).unwrap();
+        self.tx.seal(&header, pt, &mut out).expect("RCS seal");
         out
     }
 
@@ -229,7 +229,7 @@ fn keys(seed: u64, i: usize) -> ([u8; 64], [u8; 32], [u8; 64], [u8; 32]) {
 }
 
 fn channel(b: Backend, k: &[u8; 64], n: &[u8; 32]) -> Rcs512Channel {
-    Rcs512Channel::with_backend(b, k, n, &[]).unwrap()
+    Rcs512Channel::with_backend(b, k, n, &[]).expect("available backend")
 }
 
 fn run_case(c: &Case, backend: Backend) -> Result<(), TestCaseError> {

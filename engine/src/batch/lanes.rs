@@ -201,12 +201,11 @@ impl PacketMac {
         for (start, part) in parts {
             let lo = a.max(start);
             let hi = b.min(start + part.len());
-            if lo < hi {
-                if let (Some(dst), Some(src)) =
+            if lo < hi
+                && let (Some(dst), Some(src)) =
                     (out.get_mut(lo - a..hi - a), part.get(lo - start..hi - start))
-                {
-                    dst.copy_from_slice(src);
-                }
+            {
+                dst.copy_from_slice(src);
             }
         }
     }
@@ -579,11 +578,11 @@ where
         if plain > 0 {
             let mut src: [&[u8]; W] = [&[]; W];
             for (s, lane) in src.iter_mut().zip(lanes.iter()) {
-                if let Some(l) = lane {
-                    if let Some(m) = &l.mac {
-                        let from = (m.step * RATE).saturating_sub(HEAD_LEN);
-                        *s = body(l).get(from..from + plain * RATE).unwrap_or_default();
-                    }
+                if let Some(l) = lane
+                    && let Some(m) = &l.mac
+                {
+                    let from = (m.step * RATE).saturating_sub(HEAD_LEN);
+                    *s = body(l).get(from..from + plain * RATE).unwrap_or_default();
                 }
             }
             for k in 0..plain {
@@ -600,11 +599,11 @@ where
             return;
         }
         for (i, lane) in lanes.iter().enumerate() {
-            if let Some(l) = lane {
-                if let Some(m) = &l.mac {
-                    m.block(body(l), block);
-                    xor_block(words, i, block);
-                }
+            if let Some(l) = lane
+                && let Some(m) = &l.mac
+            {
+                m.block(body(l), block);
+                xor_block(words, i, block);
             }
         }
         words.permute(ctx.lb);
@@ -619,12 +618,11 @@ where
             for (t, w) in tag.iter_mut().zip(words.iter()) {
                 *t = w.get(i).copied().unwrap_or_default();
             }
-            if let Some(mac) = l.mac.take() {
-                if let Some(stream) = ctx.streams.get_mut(l.stream) {
-                    if let Some(task) = stream.tasks.get_mut(l.cur) {
-                        finish(stream.session, task, &mac, &tag);
-                    }
-                }
+            if let Some(mac) = l.mac.take()
+                && let Some(stream) = ctx.streams.get_mut(l.stream)
+                && let Some(task) = stream.tasks.get_mut(l.cur)
+            {
+                finish(stream.session, task, &mac, &tag);
             }
             tag.zeroize();
         }
@@ -755,14 +753,14 @@ fn whole<S: BatchSession>(session: &mut S, task: &mut Task<'_>, now: u64) -> Pre
 fn finish<S: BatchSession>(session: &mut S, task: &mut Task<'_>, mac: &PacketMac, tag: &[u64; TAG_LEN / 8]) {
     match (&mut task.kind, mac.open) {
         (TaskKind::Seal { len, slot }, false) => {
-            if let Some(dst) = slot.get_mut(HEADER_LEN + *len..) {
-                if dst.len() == TAG_LEN {
-                    for (d, t) in dst.as_chunks_mut::<8>().0.iter_mut().zip(tag) {
-                        *d = t.to_le_bytes();
-                    }
-                    task.record = Record::Sealed;
-                    return;
+            if let Some(dst) = slot.get_mut(HEADER_LEN + *len..)
+                && dst.len() == TAG_LEN
+            {
+                for (d, t) in dst.as_chunks_mut::<8>().0.iter_mut().zip(tag) {
+                    *d = t.to_le_bytes();
                 }
+                task.record = Record::Sealed;
+                return;
             }
             task.record = Record::Failed(Misuse::NotEstablished.into());
         }

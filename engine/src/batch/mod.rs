@@ -3,11 +3,13 @@
 //! One RCS stream is bound by its sequential KMAC, but independent sessions are not bound by
 //! each other: a [`Batch`] runs the KMAC permutations of different sessions side by side in
 //! the lanes of one multi-lane Keccak ([`crate::keccak::lanes`]: x4 with AVX2, x8 with
-//! AVX-512), the CTR keystream of each packet on the session's own Rijndael backend, and
-//! large batches on several cores (feature `parallel`, rayon), sessions partitioned so no two
-//! threads touch one. Every output and every session state after a flush equal those of the
-//! sequential calls ([`DataSession::seal`], [`DataSession::open`]) in submission order
-//! (`proptests/tests/batch.rs`).
+//! AVX-512, chosen by the same backend selection and `DKTP_BACKEND` override as the scalar
+//! path), the CTR keystream of each packet (all its blocks in flight) on the session's own
+//! Rijndael backend, and large flushes on several cores (feature `parallel`, rayon), each
+//! session on exactly one thread. Every output and every session state after a flush equal
+//! those of the sequential path in submission order ([`DataSession::seal`] /
+//! [`DataSession::open`]; `proptests/tests/batch.rs` checks it with random mixes of up to 300
+//! sessions, failures included, on every backend).
 //!
 //! # Shape
 //!
@@ -25,15 +27,21 @@
 //!
 //! Jobs of one session run in submission order; jobs of different sessions in any order.
 //! Nothing waits to fill lanes: a flush runs whatever was submitted at the widest lane width
-//! that fits and the rest scalar. A failure touches only its session: a received packet that
-//! fails a check ends that session ([`Status::Failed`]) and its later jobs fail too; other
-//! sessions carry on. A control packet (an asymmetric ratchet, flags 0x0E/0x0F) is handed
-//! back untouched as [`Outcome::Control`] and that session's later jobs are
-//! [`Outcome::Deferred`]: the session's own code handles it (it may re-key), then the caller
-//! submits the rest again.
+//! that fits, and the last packets scalar. A failure touches only its session: a received
+//! packet that fails a check ends that session and its later jobs fail too; other sessions
+//! carry on. A packet that is not data (flag 0x04) — an asymmetric ratchet (0x0E/0x0F) or the
+//! peer's encrypted close (0x12) — is handed back untouched as [`Outcome::Control`] and that
+//! session's later jobs are [`Outcome::Deferred`]: the session's own code handles it (a
+//! ratchet re-keys a channel), then the caller submits the rest again.
 //!
-//! The engine keeps no registry and no global state: sessions and packet buffers are
-//! borrowed for the turn, the output buffer is reusable ([`Scratch`]).
+//! # Sessions
+//!
+//! The batch works on anything that implements [`BatchSession`]: the data-phase checks
+//! (`prepare_seal`, `check_data_header`) and the two RCS-512 channels. [`DataSession`] is
+//! the bare data phase (two channels and two sequence numbers); the session layer's own type
+//! implements the trait through the same hooks, so a server batches the sessions it already
+//! holds. Nothing is registered anywhere: sessions and packet buffers are borrowed for the
+//! turn, and the output buffer is reusable ([`Scratch`]).
 //!
 //! # Example: one server turn over in-memory connections
 //!
@@ -188,19 +196,46 @@ impl JobId {
     }
 }
 
-/// Buffers a batch can reuse from one turn to the next (the output buffer of sealed
-/// packets), so a steady server loop does not allocate.
+/// Buffers a batch reuses from one turn to the next ([`Batch::with_scratch`],
+/// [`Flushed::into_scratch`]): the output buffer of sealed packets and the engine's
+/// bookkeeping, so a steady server loop does not allocate. (Boxed, so handing it from turn
+/// to turn moves a pointer.)
 #[derive(Default)]
-pub struct Scratch {
+pub struct Scratch(Option<Box<Buffers>>);
+
+#[derive(Default)]
+struct Buffers {
     arena: Vec<u8>,
+    starts: Vec<usize>,
+    fill: Vec<usize>,
+    order: Vec<usize>,
+    seal_at: Vec<Option<(usize, usize)>>,
+    records: Vec<Record>,
+    output: Vec<(usize, usize)>,
+    // Vectors whose elements borrow, kept empty between turns (see `recycle`).
+    sessions: Vec<&'static mut ()>,
+    jobs: Vec<Job<'static>>,
+    packets: Vec<Option<&'static mut [u8]>>,
+    bufs: Vec<Result<&'static mut [u8], usize>>,
+    tasks: Vec<Task<'static>>,
+    streams: Vec<[usize; 4]>,
 }
 
 impl fmt::Debug for Scratch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scratch")
-            .field("capacity", &self.arena.capacity())
-            .finish()
+            .field("capacity", &self.0.as_ref().map_or(0, |b| b.arena.capacity()))
+            .finish_non_exhaustive()
     }
+}
+
+/// `v` emptied and retyped. When the two element types have the same size and alignment the
+/// standard library collects in place, so the allocation carries over (how a [`Scratch`]
+/// keeps vectors of borrowing elements from one turn to the next without `unsafe`);
+/// otherwise the result is a new, empty vector.
+fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
 }
 
 enum Job<'a> {
@@ -230,7 +265,7 @@ pub struct Batch<'a, S: BatchSession = DataSession> {
     /// `None`: 8 with AVX-512, else 4.
     width: Option<usize>,
     threads: usize,
-    arena: Vec<u8>,
+    scratch: Scratch,
 }
 
 impl<S: BatchSession> fmt::Debug for Batch<'_, S> {
@@ -258,10 +293,10 @@ impl<'a, S: BatchSession> Batch<'a, S> {
         Batch {
             sessions: Vec::new(),
             jobs: Vec::new(),
-            lanes: LaneBackend::best(),
+            lanes: selected_lanes(),
             width: None,
             threads: default_threads(),
-            arena: Vec::new(),
+            scratch: Scratch::default(),
         }
     }
 
@@ -288,9 +323,16 @@ impl<'a, S: BatchSession> Batch<'a, S> {
         self
     }
 
-    /// Reuses the buffers of an earlier batch.
-    pub fn with_scratch(mut self, scratch: Scratch) -> Self {
-        self.arena = scratch.arena;
+    /// Reuses the buffers of an earlier batch (call it before adding sessions).
+    pub fn with_scratch(mut self, mut scratch: Scratch) -> Self {
+        if let Some(b) = scratch.0.as_mut()
+            && self.sessions.is_empty()
+            && self.jobs.is_empty()
+        {
+            self.sessions = recycle(core::mem::take(&mut b.sessions));
+            self.jobs = recycle(core::mem::take(&mut b.jobs));
+        }
+        self.scratch = scratch;
         self
     }
 
@@ -355,12 +397,29 @@ impl<'a, S: BatchSession> Batch<'a, S> {
             lanes,
             width,
             threads,
-            mut arena,
+            scratch,
         } = self;
+        let mut boxed = scratch.0.unwrap_or_default();
+        let Buffers {
+            mut arena,
+            mut starts,
+            mut fill,
+            mut order,
+            mut seal_at,
+            mut records,
+            mut output,
+            sessions: _,
+            jobs: _,
+            packets: spare_packets,
+            bufs,
+            tasks,
+            streams,
+        } = core::mem::take(&mut *boxed);
 
         // Job indices grouped by session, each group in submission order (a counting sort):
         // session `s` owns `order[starts[s]..starts[s + 1]]`.
-        let mut starts = vec![0usize; sessions.len() + 1];
+        starts.clear();
+        starts.resize(sessions.len() + 1, 0);
         for job in &jobs {
             if let Some(c) = job.session().and_then(|s| starts.get_mut(s + 1)) {
                 *c += 1;
@@ -372,21 +431,18 @@ impl<'a, S: BatchSession> Batch<'a, S> {
                 *c += prev;
             }
         }
-        let mut order = vec![0usize; starts.last().copied().unwrap_or(0)];
-        {
-            let mut fill = starts.clone();
-            for (j, job) in jobs.iter().enumerate() {
-                let slot = job
-                    .session()
-                    .and_then(|s| fill.get_mut(s))
-                    .and_then(|f| {
-                        let at = *f;
-                        *f += 1;
-                        order.get_mut(at)
-                    });
-                if let Some(o) = slot {
-                    *o = j;
-                }
+        order.clear();
+        order.resize(starts.last().copied().unwrap_or(0), 0);
+        fill.clear();
+        fill.extend_from_slice(&starts);
+        for (j, job) in jobs.iter().enumerate() {
+            let slot = job.session().and_then(|s| fill.get_mut(s)).and_then(|f| {
+                let at = *f;
+                *f += 1;
+                order.get_mut(at)
+            });
+            if let Some(o) = slot {
+                *o = j;
             }
         }
 
@@ -395,7 +451,8 @@ impl<'a, S: BatchSession> Batch<'a, S> {
         // A message DKTP cannot carry gets an empty slot; its job fails in order, after the
         // session's own checks.
         arena.clear();
-        let mut seal_at: Vec<Option<(usize, usize)>> = vec![None; jobs.len()];
+        seal_at.clear();
+        seal_at.resize(jobs.len(), None);
         for &j in &order {
             if let (Some(Job::Seal { payload, .. }), Some(at)) = (jobs.get(j), seal_at.get_mut(j)) {
                 if check_len(payload.len()).is_ok() {
@@ -409,24 +466,22 @@ impl<'a, S: BatchSession> Batch<'a, S> {
             }
         }
 
-        let mut records: Vec<Record> = Vec::with_capacity(jobs.len());
+        records.clear();
         records.resize_with(jobs.len(), || Record::Pending);
-        {
-            // Tasks, in `order`, borrow the packet buffers and the arena slots for the run.
+        let (bufs, tasks, streams) = {
             // Per job: the packet to open in place, or the length of the message to seal.
-            let mut packets: Vec<Result<&mut [u8], usize>> = jobs
-                .iter_mut()
-                .map(|job| match job {
-                    Job::Open { packet, .. } => Ok(&mut **packet),
-                    Job::Seal { payload, .. } => Err(payload.len()),
-                    Job::Refused { .. } => Err(0),
-                })
-                .collect();
+            let mut bufs: Vec<Result<&mut [u8], usize>> = recycle(bufs);
+            bufs.extend(jobs.iter_mut().map(|job| match job {
+                Job::Open { packet, .. } => Ok(&mut **packet),
+                Job::Seal { payload, .. } => Err(payload.len()),
+                Job::Refused { .. } => Err(0),
+            }));
+            // Tasks, in `order`, borrow the packet buffers and the arena slots for the run.
             let mut rest = &mut arena[..];
-            let mut tasks: Vec<Task<'_>> = Vec::with_capacity(order.len());
+            let mut tasks: Vec<Task<'_>> = recycle(tasks);
             for &j in &order {
                 let size = seal_at.get(j).copied().flatten().map(|(_, size)| size);
-                let buf = packets.get_mut(j).map(|p| core::mem::replace(p, Err(0)));
+                let buf = bufs.get_mut(j).map(|p| core::mem::replace(p, Err(0)));
                 let kind = match (size, buf) {
                     (Some(size), Some(Err(len))) => {
                         let size = size.min(rest.len());
@@ -443,7 +498,7 @@ impl<'a, S: BatchSession> Batch<'a, S> {
                     record: Record::Pending,
                 });
             }
-            let mut streams: Vec<Stream<'_, '_, S>> = Vec::with_capacity(sessions.len());
+            let mut streams: Vec<Stream<'_, '_, S>> = recycle(streams);
             let mut rest_tasks = &mut tasks[..];
             for (s, session) in sessions.iter_mut().enumerate() {
                 let count = match (starts.get(s), starts.get(s + 1)) {
@@ -464,21 +519,22 @@ impl<'a, S: BatchSession> Batch<'a, S> {
                 });
             }
             // Heaviest first: the tail where lanes run empty is then made of light streams.
-            streams.sort_by(|a, b| b.work.cmp(&a.work));
+            streams.sort_by_key(|s| core::cmp::Reverse(s.work));
             run_streams(&mut streams, now, (lanes, width), threads);
-            drop(streams);
-            for task in tasks {
-                if let TaskKind::Seal { slot, .. } = task.kind {
-                    if !matches!(task.record, Record::Sealed) {
-                        // The payload was copied here but not sealed: wipe it.
-                        zeroize::Zeroize::zeroize(slot);
-                    }
+            let streams: Vec<[usize; 4]> = recycle(streams);
+            for task in tasks.drain(..) {
+                if let TaskKind::Seal { slot, .. } = task.kind
+                    && !matches!(task.record, Record::Sealed)
+                {
+                    // The payload was copied here but not sealed: wipe it.
+                    zeroize::Zeroize::zeroize(slot);
                 }
                 if let Some(r) = records.get_mut(task.job) {
                     *r = task.record;
                 }
             }
-        }
+            (recycle(bufs), recycle(tasks), streams)
+        };
         for (j, job) in jobs.iter().enumerate() {
             if let (Job::Refused { error }, Some(r)) = (job, records.get_mut(j)) {
                 *r = Record::Failed(error.clone());
@@ -488,7 +544,7 @@ impl<'a, S: BatchSession> Batch<'a, S> {
         // Each session's output: its sealed packets up to the first seal that failed with a
         // slot (the session ended, ran out of sequence numbers or waits for a control packet,
         // so every later seal of it failed or was deferred too).
-        let mut output = Vec::with_capacity(sessions.len());
+        output.clear();
         for s in 0..sessions.len() {
             let group = match (starts.get(s), starts.get(s + 1)) {
                 (Some(&a), Some(&b)) => order.get(a..b).unwrap_or_default(),
@@ -509,13 +565,11 @@ impl<'a, S: BatchSession> Batch<'a, S> {
             output.push((start, end));
         }
 
-        let packets = jobs
-            .into_iter()
-            .map(|j| match j {
-                Job::Open { packet, .. } => Some(packet),
-                _ => None,
-            })
-            .collect();
+        let mut packets: Vec<Option<&'a mut [u8]>> = recycle(spare_packets);
+        packets.extend(jobs.drain(..).map(|j| match j {
+            Job::Open { packet, .. } => Some(packet),
+            _ => None,
+        }));
         Flushed {
             sessions,
             packets,
@@ -523,8 +577,31 @@ impl<'a, S: BatchSession> Batch<'a, S> {
             seal_at,
             output,
             arena,
+            spare: Spare {
+                starts,
+                fill,
+                order,
+                jobs: recycle(jobs),
+                bufs,
+                tasks,
+                streams,
+                boxed,
+            },
         }
     }
+}
+
+/// The bookkeeping a [`Flushed`] does not need, kept for the next turn.
+struct Spare {
+    /// The (emptied) box the buffers go back into.
+    boxed: Box<Buffers>,
+    starts: Vec<usize>,
+    fill: Vec<usize>,
+    order: Vec<usize>,
+    jobs: Vec<Job<'static>>,
+    bufs: Vec<Result<&'static mut [u8], usize>>,
+    tasks: Vec<Task<'static>>,
+    streams: Vec<[usize; 4]>,
 }
 
 /// A message length [`Batch::seal`] accepts.
@@ -659,6 +736,7 @@ pub struct Flushed<'a, S: BatchSession = DataSession> {
     seal_at: Vec<Option<(usize, usize)>>,
     output: Vec<(usize, usize)>,
     arena: Vec<u8>,
+    spare: Spare,
 }
 
 impl<S: BatchSession> fmt::Debug for Flushed<'_, S> {
@@ -709,19 +787,54 @@ impl<S: BatchSession> Flushed<'_, S> {
         self.records.len()
     }
 
-    /// Gives the output buffer back for the next batch (ends the borrows).
+    /// Gives the buffers back for the next batch (ends the borrows).
     pub fn into_scratch(self) -> Scratch {
-        Scratch { arena: self.arena }
+        let Flushed {
+            sessions,
+            packets,
+            records,
+            seal_at,
+            output,
+            arena,
+            spare,
+        } = self;
+        let mut boxed = spare.boxed;
+        *boxed = Buffers {
+            arena,
+            starts: spare.starts,
+            fill: spare.fill,
+            order: spare.order,
+            seal_at,
+            records,
+            output,
+            sessions: recycle(sessions),
+            jobs: spare.jobs,
+            packets: recycle(packets),
+            bufs: spare.bufs,
+            tasks: spare.tasks,
+            streams: spare.streams,
+        };
+        Scratch(Some(boxed))
     }
 }
 
 /// `lanes` if available, else the fastest available lane backend below it.
 fn resolve(lanes: LaneBackend) -> LaneBackend {
+    // Asked every flush: the answers are looked up once.
+    static AVAILABLE: std::sync::OnceLock<[bool; 3]> = std::sync::OnceLock::new();
+    let available = AVAILABLE.get_or_init(|| LaneBackend::ALL.map(LaneBackend::is_available));
     LaneBackend::ALL
         .into_iter()
+        .zip(available)
         .rev()
-        .find(|b| *b <= lanes && b.is_available())
-        .unwrap_or(LaneBackend::Portable)
+        .find(|(b, ok)| *b <= lanes && **ok)
+        .map_or(LaneBackend::Portable, |(b, _)| b)
+}
+
+/// [`LaneBackend::best`], looked up once.
+fn selected_lanes() -> LaneBackend {
+    static SELECTED: std::sync::OnceLock<LaneBackend> = std::sync::OnceLock::new();
+    *SELECTED.get_or_init(LaneBackend::best)
 }
 
 #[cfg(test)]

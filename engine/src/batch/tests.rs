@@ -99,11 +99,48 @@ fn seal_and_open_equal_sequential_at_boundaries() {
         }
         let done = batch.flush(NOW);
         let mut k = 0;
-        for i in 0..sessions {
-            for m in &msgs[i] {
+        for (i, session_msgs) in msgs.iter().enumerate() {
+            for m in session_msgs {
                 assert_eq!(done.outcome(opens[k]), Outcome::Opened(m), "{backend} {lanes} {i} {}", m.len());
                 k += 1;
             }
         }
     }
+}
+
+/// A [`Scratch`] carries vectors of borrowing elements across turns only if retyping an
+/// empty vector keeps its allocation.
+#[test]
+fn recycle_keeps_the_allocation() {
+    let mut x = 0u64;
+    let mut v: Vec<&mut u64> = Vec::with_capacity(100);
+    v.push(&mut x);
+    let w: Vec<&'static mut ()> = recycle(v);
+    assert!(w.is_empty());
+    assert!(w.capacity() >= 100, "capacity {}", w.capacity());
+    let tasks: Vec<Task<'static>> = recycle(Vec::<Task<'_>>::with_capacity(10));
+    assert!(tasks.capacity() >= 10);
+}
+
+/// Scratch reuse across turns: same outputs, and the buffers come back.
+#[test]
+fn scratch_carries_over() {
+    let (mut a, mut b) = pair(Backend::Portable, 3);
+    let mut scratch = Scratch::default();
+    for turn in 0..3u8 {
+        let mut batch = Batch::new().with_threads(1).with_scratch(scratch);
+        let id = batch.add(&mut a);
+        let msg = [turn; 100];
+        let job = batch.seal(id, &msg);
+        let done = batch.flush(NOW);
+        let Outcome::Sealed(p) = done.outcome(job) else {
+            panic!("seal failed")
+        };
+        let mut p = p.to_vec();
+        assert_eq!(b.open(&mut p, NOW), Ok(Received::Data(&msg[..])));
+        scratch = done.into_scratch();
+    }
+    let b = scratch.0.expect("buffers");
+    assert!(b.arena.capacity() >= sealed_len(100));
+    assert!(b.tasks.capacity() >= 1);
 }

@@ -180,11 +180,11 @@ pub fn permute_x4_words(b: LaneBackend, words: &mut [[u64; 4]; LANES]) {
     // No `or_below` here: this runs once per block in the batch engine, and the witness
     // check alone decides (every non-portable backend has the AVX2 kernel).
     #[cfg(target_arch = "x86_64")]
-    if b != LaneBackend::Portable {
-        if let Some(cpu) = avx2::Avx2::detect() {
-            avx2::permute_x4_words(cpu, words, 0);
-            return;
-        }
+    if b != LaneBackend::Portable
+        && let Some(cpu) = avx2::Avx2::detect()
+    {
+        avx2::permute_x4_words(cpu, words, 0);
+        return;
     }
     let _ = b;
     words_scalar(words);
@@ -195,18 +195,18 @@ pub fn permute_x4_words(b: LaneBackend, words: &mut [[u64; 4]; LANES]) {
 pub fn permute_x8_words(b: LaneBackend, words: &mut [[u64; 8]; LANES]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if b == LaneBackend::Avx512 {
-            if let Some(cpu) = avx512::Avx512::detect() {
-                avx512::permute_x8_words(cpu, words);
-                return;
-            }
+        if b == LaneBackend::Avx512
+            && let Some(cpu) = avx512::Avx512::detect()
+        {
+            avx512::permute_x8_words(cpu, words);
+            return;
         }
-        if b != LaneBackend::Portable {
-            if let Some(cpu) = avx2::Avx2::detect() {
-                avx2::permute_x4_words(cpu, words, 0);
-                avx2::permute_x4_words(cpu, words, 4);
-                return;
-            }
+        if b != LaneBackend::Portable
+            && let Some(cpu) = avx2::Avx2::detect()
+        {
+            avx2::permute_x4_words(cpu, words, 0);
+            avx2::permute_x4_words(cpu, words, 4);
+            return;
         }
     }
     let _ = b;
