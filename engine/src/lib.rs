@@ -24,12 +24,14 @@
 //! | [`session`] | an established session: data packets, close, the outputs queue |
 //! | [`ratchet`] | the asymmetric ratchet's messages and re-key, the crossing-request rule |
 //! | [`connection`] | `Connection` (handshake then session behind one sans-IO API) and the callback adapter mapping the integration guide's functions |
+//! | [`batch`] | data packets of many sessions sealed/opened at once: KMACs in x4/x8 Keccak lanes, rayon across cores ([`batch::DataSession`] = one session's data phase) |
 //!
 //! Secrets zeroize on drop and never print; secret-dependent work is constant time.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod batch;
 pub mod config;
 pub mod connection;
 pub mod error;

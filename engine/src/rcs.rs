@@ -155,6 +155,23 @@ impl From<RijndaelError> for RcsError {
     }
 }
 
+/// A channel's state split into its parts, for the batch engine ([`crate::batch`]), which runs
+/// the per-packet steps above itself so that the MAC permutations of many channels share SIMD
+/// lanes. Whoever holds it must keep the steps and their order exactly as
+/// [`RcsChannel::seal_in_place`] / [`RcsChannel::open_in_place`] do.
+pub(crate) struct Parts<'a, V: Variant> {
+    /// The keyed block cipher (CTR).
+    pub(crate) cipher: &'a Rijndael256,
+    /// The long-lived KMAC state.
+    pub(crate) mac: &'a mut V::Mac,
+    /// The CTR nonce as it stands before the next packet.
+    pub(crate) nonce: &'a mut [u8; NONCE_LEN],
+    /// The running byte counter.
+    pub(crate) counter: &'a mut u64,
+    /// Set after an authentication failure.
+    pub(crate) dead: &'a mut bool,
+}
+
 /// One long-lived RCS AEAD state (a DKTP transmit or receive channel).
 pub struct RcsChannel<V: Variant> {
     cipher: Rijndael256,
@@ -239,6 +256,17 @@ impl<V: Variant> RcsChannel<V> {
     /// Whether an authentication failure killed the channel.
     pub fn is_dead(&self) -> bool {
         self.dead
+    }
+
+    /// The channel's parts, for the batch engine's split seal and open.
+    pub(crate) fn parts(&mut self) -> Parts<'_, V> {
+        Parts {
+            cipher: &self.cipher,
+            mac: &mut self.mac,
+            nonce: &mut self.nonce,
+            counter: &mut self.counter,
+            dead: &mut self.dead,
+        }
     }
 
     fn absorb_ad(&mut self, ad: &[u8]) {

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 mod speed;
+mod speed_batch;
 
 const USAGE: &str = "usage: dktp speed [--json] [--seconds S] [--backend NAME] [--no-pq]
 

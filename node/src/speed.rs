@@ -3,7 +3,8 @@
 //! JSON keys (stable, extended by later issues, never renamed):
 //! `backend_selected`, `backends_available`, `rcs512_seal_mbps[backend][size]`,
 //! `rcs512_open_mbps[backend][size]`, `rijndael256_ctr_mbps[backend]` (30 rounds, 16 KiB),
-//! `kmac512_mbps[size]`, `keccak_perms_per_s[x1|x4|x8]`, `keccak_lanes_backend`.
+//! `kmac512_mbps[size]`, `keccak_perms_per_s[x1|x4|x8]`, `keccak_lanes_backend`, and the
+//! batch engine's keys (`batch_*`, see [`crate::speed_batch`]).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -243,7 +244,8 @@ pub fn run(o: Options) -> Result<()> {
     }
     let lane_backend = lanes::LaneBackend::for_backend(selected);
     let pq = if o.pq { Value::Object(pq_ops(secs)?) } else { Value::Null };
-    let report = json!({
+    let batch = crate::speed_batch::measure(o.only.unwrap_or(selected), secs * 0.4)?;
+    let mut report = json!({
         "backend_selected": selected.name(),
         "backends_available": Backend::available().iter().map(|b| b.name()).collect::<Vec<_>>(),
         "rcs512_seal_mbps": seal,
@@ -254,10 +256,15 @@ pub fn run(o: Options) -> Result<()> {
         "keccak_lanes_backend": lane_backend.name(),
         "pq_ops_per_s": pq,
     });
+    if let Value::Object(r) = &mut report {
+        r.extend(batch);
+    }
     if o.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_tables(&report);
+        println!();
+        crate::speed_batch::print(&report);
     }
     Ok(())
 }

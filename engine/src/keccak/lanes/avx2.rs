@@ -3,9 +3,9 @@
 #![allow(unsafe_code)]
 
 use core::arch::x86_64::{
-    __m256i, _mm256_andnot_si256, _mm256_or_si256, _mm256_set_epi64x, _mm256_set1_epi64x,
-    _mm256_setzero_si256, _mm256_shuffle_epi8, _mm256_slli_epi64, _mm256_srli_epi64,
-    _mm256_storeu_si256, _mm256_xor_si256,
+    __m256i, _mm256_andnot_si256, _mm256_loadu_si256, _mm256_or_si256, _mm256_set_epi64x,
+    _mm256_set1_epi64x, _mm256_setzero_si256, _mm256_shuffle_epi8, _mm256_slli_epi64,
+    _mm256_srli_epi64, _mm256_storeu_si256, _mm256_xor_si256,
 };
 
 use crate::keccak::LANES;
@@ -26,6 +26,17 @@ pub(super) fn permute_x4(_cpu: Avx2, states: &mut [&mut [u64; LANES]; 4]) {
     // SAFETY: an `Avx2` value exists only when runtime detection found AVX2, the only target
     // feature `keccak_x4` enables.
     unsafe { keccak_x4(states) }
+}
+
+/// Permutes the four states held word-major in `words[j][at..at + 4]` (see
+/// [`super::permute_x4_words`]); `at + 4 <= N` (a smaller `N` leaves `words` unchanged).
+pub(super) fn permute_x4_words<const N: usize>(_cpu: Avx2, words: &mut [[u64; N]; LANES], at: usize) {
+    if at.checked_add(4).is_none_or(|end| end > N) {
+        return;
+    }
+    // SAFETY: an `Avx2` value exists only when runtime detection found AVX2, the only target
+    // feature `keccak_x4_words` enables; `at + 4 <= N` was checked just above.
+    unsafe { keccak_x4_words(words, at) }
 }
 
 macro_rules! xor {
@@ -116,5 +127,25 @@ unsafe fn keccak_x4(s: &mut [&mut [u64; LANES]; 4]) {
         for (state, word) in s.iter_mut().zip(out) {
             state[j] = word;
         }
+    }
+}
+
+/// The x4 kernel on word-major storage: one unaligned 32-byte load and store per lane word,
+/// no gathering.
+///
+/// # Safety
+/// The CPU must support AVX2, and `at + 4 <= N`.
+#[target_feature(enable = "avx2")]
+unsafe fn keccak_x4_words<const N: usize>(s: &mut [[u64; N]; LANES], at: usize) {
+    let mut a: [__m256i; LANES] = [_mm256_setzero_si256(); LANES];
+    for (v, w) in a.iter_mut().zip(s.iter()) {
+        // SAFETY: `at + 4 <= N` (caller), so `w[at..at + 4]` is 32 readable bytes; `loadu` has
+        // no alignment requirement.
+        *v = unsafe { _mm256_loadu_si256(w.as_ptr().add(at).cast()) };
+    }
+    keccak_f1600_rounds!(a, xor = xor, xor5 = xor5, rol = rol, chi = chi, iota = iota);
+    for (v, w) in a.iter().zip(s.iter_mut()) {
+        // SAFETY: as for the load, `w[at..at + 4]` is 32 writable bytes.
+        unsafe { _mm256_storeu_si256(w.as_mut_ptr().add(at).cast(), *v) };
     }
 }

@@ -33,6 +33,13 @@ pub(super) fn permute_x8(_cpu: Avx512, states: &mut [&mut [u64; LANES]; 8]) {
     unsafe { keccak_x8(states) }
 }
 
+/// Permutes the eight states held word-major in `words` (see [`super::permute_x8_words`]).
+pub(super) fn permute_x8_words(_cpu: Avx512, words: &mut [[u64; 8]; LANES]) {
+    // SAFETY: an `Avx512` value exists only when runtime detection found AVX-512F, the only
+    // target feature `keccak_x8_words` enables.
+    unsafe { keccak_x8_words(words) }
+}
+
 macro_rules! xor {
     ($a:expr, $b:expr) => {
         _mm512_xor_si512($a, $b)
@@ -94,5 +101,23 @@ unsafe fn keccak_x8(s: &mut [&mut [u64; LANES]; 8]) {
         for (state, w) in s.iter_mut().zip(words) {
             state[j] = w;
         }
+    }
+}
+
+/// The x8 kernel on word-major storage: one 64-byte load and store per lane word.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn keccak_x8_words(s: &mut [[u64; 8]; LANES]) {
+    let mut a: [__m512i; LANES] = [_mm512_set1_epi64(0); LANES];
+    for (v, w) in a.iter_mut().zip(s.iter()) {
+        // SAFETY: `w` is 64 readable bytes and `loadu` has no alignment requirement.
+        *v = unsafe { _mm512_loadu_si512(w.as_ptr().cast()) };
+    }
+    keccak_f1600_rounds!(a, xor = xor, xor5 = xor5, rol = rol, chi = chi, iota = iota);
+    for (v, w) in a.iter().zip(s.iter_mut()) {
+        // SAFETY: `w` is 64 writable bytes and `storeu` has no alignment requirement.
+        unsafe { _mm512_storeu_si512(w.as_mut_ptr().cast(), *v) };
     }
 }

@@ -171,6 +171,64 @@ fn x8(b: LaneBackend, states: &mut [&mut [u64; LANES]; 8]) {
     x4(b, &mut [s4, s5, s6, s7]);
 }
 
+/// Four independent permutations of states stored word-major: `words[j][i]` is lane word `j`
+/// (lane `x + 5y`) of state `i`, the layout of one 256-bit vector per word. The AVX2 kernel
+/// loads and stores it without gathering, so a caller that runs many blocks through the same
+/// four sponges (the batch engine, [`crate::batch`]) keeps them in this form between
+/// permutations and XORs its input words straight into it.
+pub fn permute_x4_words(b: LaneBackend, words: &mut [[u64; 4]; LANES]) {
+    // No `or_below` here: this runs once per block in the batch engine, and the witness
+    // check alone decides (every non-portable backend has the AVX2 kernel).
+    #[cfg(target_arch = "x86_64")]
+    if b != LaneBackend::Portable
+        && let Some(cpu) = avx2::Avx2::detect()
+    {
+        avx2::permute_x4_words(cpu, words, 0);
+        return;
+    }
+    let _ = b;
+    words_scalar(words);
+}
+
+/// Eight independent permutations of states stored word-major (`words[j][i]`, as
+/// [`permute_x4_words`]): one AVX-512 kernel, or the AVX2 kernel on each half.
+pub fn permute_x8_words(b: LaneBackend, words: &mut [[u64; 8]; LANES]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if b == LaneBackend::Avx512
+            && let Some(cpu) = avx512::Avx512::detect()
+        {
+            avx512::permute_x8_words(cpu, words);
+            return;
+        }
+        if b != LaneBackend::Portable
+            && let Some(cpu) = avx2::Avx2::detect()
+        {
+            avx2::permute_x4_words(cpu, words, 0);
+            avx2::permute_x4_words(cpu, words, 4);
+            return;
+        }
+    }
+    let _ = b;
+    words_scalar(words);
+}
+
+/// Word-major states permuted one by one with [`f1600`].
+fn words_scalar<const N: usize>(words: &mut [[u64; N]; LANES]) {
+    for i in 0..N {
+        let mut s = [0u64; LANES];
+        for (x, w) in s.iter_mut().zip(words.iter()) {
+            *x = w.get(i).copied().unwrap_or_default();
+        }
+        f1600(&mut s);
+        for (x, w) in s.iter().zip(words.iter_mut()) {
+            if let Some(y) = w.get_mut(i) {
+                *y = *x;
+            }
+        }
+    }
+}
+
 /// Permutes every state in `ready`: eights (AVX-512), then fours, then one by one.
 fn permute_all(b: LaneBackend, mut ready: &mut [&mut [u64; LANES]]) {
     if b == LaneBackend::Avx512 {

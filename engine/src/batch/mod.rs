@@ -1,0 +1,841 @@
+//! The batch engine: seal and open the data packets of many sessions at once (FACTS §2, §7).
+//!
+//! One RCS stream is bound by its sequential KMAC, but independent sessions are not bound by
+//! each other: a [`Batch`] runs the KMAC permutations of different sessions side by side in
+//! the lanes of one multi-lane Keccak ([`crate::keccak::lanes`]: x4 with AVX2, x8 with
+//! AVX-512, chosen by the same backend selection and `DKTP_BACKEND` override as the scalar
+//! path), the CTR keystream of each packet (all its blocks in flight) on the session's own
+//! Rijndael backend, and large flushes on several cores (feature `parallel`, rayon), each
+//! session on exactly one thread. Every output and every session state after a flush equal
+//! those of the sequential path in submission order ([`DataSession::seal`] /
+//! [`DataSession::open`]; `proptests/tests/batch.rs` checks it with random mixes of up to 300
+//! sessions, failures included, on every backend).
+//!
+//! # Shape
+//!
+//! A server's event loop, in one turn, hands over what arrived on many connections and gets
+//! back what to write to each socket:
+//!
+//! 1. [`Batch::add`] borrows a session (`&mut`) for the turn and returns its [`SessionId`];
+//! 2. [`Batch::open`] takes a received packet (`&mut [u8]`, header included, as framed by
+//!    [`packet::frame`](crate::packet::frame)); it is authenticated and decrypted **in place**;
+//!    [`Batch::seal`] takes a message (`&[u8]`), which is copied once, into the batch's
+//!    output buffer, and encrypted there;
+//! 3. [`Batch::flush`] runs everything and returns [`Flushed`]: per job an [`Outcome`] (the
+//!    sealed packet, the plaintext, or a typed error), and per session
+//!    [`Flushed::output`], all its sealed packets back to back — one socket write.
+//!
+//! Jobs of one session run in submission order; jobs of different sessions in any order.
+//! Nothing waits to fill lanes: a flush runs whatever was submitted at the widest lane width
+//! that fits, and the last packets scalar. A failure touches only its session: a received
+//! packet that fails a check ends that session and its later jobs fail too; other sessions
+//! carry on. A packet that is not data (flag 0x04) — an asymmetric ratchet (0x0E/0x0F) or the
+//! peer's encrypted close (0x12) — is handed back untouched as [`Outcome::Control`] and that
+//! session's later jobs are [`Outcome::Deferred`]: the session's own code handles it (a
+//! ratchet re-keys a channel), then the caller submits the rest again.
+//!
+//! # Sessions
+//!
+//! The batch works on anything that implements [`BatchSession`]: the data-phase checks
+//! (`prepare_seal`, `check_data_header`) and the two RCS-512 channels. [`DataSession`] is
+//! the bare data phase (two channels and two sequence numbers); the session layer's own type
+//! implements the trait through the same hooks, so a server batches the sessions it already
+//! holds. Nothing is registered anywhere: sessions and packet buffers are borrowed for the
+//! turn, and the output buffer is reusable ([`Scratch`]).
+//!
+//! # Example: one server turn over in-memory connections
+//!
+//! ```
+//! use dktp::batch::{Batch, DataSession, Outcome, Scratch};
+//! use dktp::rcs::Rcs512Channel;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let now = 1_767_225_600; // the caller's clock (Unix seconds)
+//!
+//! // A session pair per connection, keyed crosswise as a handshake would leave them.
+//! let pair = |i: u8| -> Result<(DataSession, DataSession), dktp::rcs::RcsError> {
+//!     let (k1, n1, k2, n2) = ([i; 64], [i; 32], [!i; 64], [!i; 32]);
+//!     let server = DataSession::new(
+//!         Rcs512Channel::new(&k1, &n1, &[])?,
+//!         Rcs512Channel::new(&k2, &n2, &[])?,
+//!         3,
+//!         3,
+//!     );
+//!     let client = DataSession::new(
+//!         Rcs512Channel::new(&k2, &n2, &[])?,
+//!         Rcs512Channel::new(&k1, &n1, &[])?,
+//!         3,
+//!         3,
+//!     );
+//!     Ok((server, client))
+//! };
+//!
+//! /// The server's side of a connection.
+//! struct Conn {
+//!     session: DataSession,
+//!     inbox: Vec<Vec<u8>>,   // whole packets read from the socket
+//!     outbox: Vec<Vec<u8>>,  // messages the application wants sent
+//!     socket: Vec<u8>,       // bytes to write to the socket
+//! }
+//!
+//! let mut conns = Vec::new();
+//! let mut clients = Vec::new();
+//! for i in 0..40u8 {
+//!     let (session, mut client) = pair(i)?;
+//!     // Each client sends two requests.
+//!     let mut inbox = Vec::new();
+//!     for r in 0..2u8 {
+//!         let mut wire = Vec::new();
+//!         client.seal(&[i, r, 0xab], now, &mut wire)?;
+//!         inbox.push(wire);
+//!     }
+//!     let outbox = vec![b"hello".to_vec()];
+//!     conns.push(Conn { session, inbox, outbox, socket: Vec::new() });
+//!     clients.push(client);
+//! }
+//!
+//! let mut scratch = Scratch::default();
+//! for _turn in 0..2 {
+//!     let mut batch = Batch::new().with_scratch(scratch);
+//!     let mut opens = Vec::new();
+//!     let mut sockets = Vec::new();
+//!     for (c, conn) in conns.iter_mut().enumerate() {
+//!         let Conn { session, inbox, outbox, socket } = conn;
+//!         let s = batch.add(session);
+//!         for p in inbox.iter_mut() {
+//!             opens.push((c, batch.open(s, p)));
+//!         }
+//!         for m in outbox.iter() {
+//!             batch.seal(s, m);
+//!         }
+//!         sockets.push((s, socket));
+//!     }
+//!     let done = batch.flush(now);
+//!     // What to write to each socket: one contiguous run of packets per session.
+//!     for (s, socket) in sockets {
+//!         socket.extend_from_slice(done.output(s));
+//!     }
+//!     // What arrived: the application echoes each request on the next turn.
+//!     let mut echoes = Vec::new();
+//!     for (c, job) in opens {
+//!         match done.outcome(job) {
+//!             Outcome::Opened(plaintext) => echoes.push((c, plaintext.to_vec())),
+//!             other => panic!("connection {c}: {other:?}"),
+//!         }
+//!     }
+//!     scratch = done.into_scratch();
+//!     for conn in conns.iter_mut() {
+//!         conn.inbox.clear();
+//!         conn.outbox.clear();
+//!     }
+//!     for (c, msg) in echoes {
+//!         conns[c].outbox.push(msg);
+//!     }
+//! }
+//!
+//! // Each client reads what the server wrote: "hello", then its two echoes.
+//! for (conn, client) in conns.iter_mut().zip(clients.iter_mut()) {
+//!     let mut stream = &mut conn.socket[..];
+//!     let mut got = Vec::new();
+//!     while !stream.is_empty() {
+//!         let dktp::packet::Frame::Complete { len, .. } =
+//!             dktp::packet::frame(stream, dktp::packet::MAX_MESSAGE)?
+//!         else {
+//!             panic!("partial packet")
+//!         };
+//!         let (packet, rest) = stream.split_at_mut(len);
+//!         match client.open(packet, now)? {
+//!             dktp::batch::Received::Data(pt) => got.push(pt.to_vec()),
+//!             dktp::batch::Received::Control(_) => panic!("control packet"),
+//!         }
+//!         stream = rest;
+//!     }
+//!     assert_eq!(got.len(), 3);
+//!     assert_eq!(got[0], b"hello");
+//!     assert_eq!(got[1][1..], [0, 0xab]);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+mod lanes;
+mod session;
+
+use core::fmt;
+
+use crate::error::{Error, Misuse};
+use crate::keccak::lanes::LaneBackend;
+use crate::packet::HEADER_LEN;
+use lanes::{Lanes, Record, Stream, Task, TaskKind};
+
+pub use session::{BatchSession, DataSession, MAX_PAYLOAD, Received, Status, sealed_len};
+
+/// Work (Keccak permutations) below which a flush stays on one thread: waking the pool costs
+/// about what this many permutations do.
+const MIN_WORK_PER_THREAD: u64 = 256;
+
+/// A session borrowed by a [`Batch`] (an index into it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(usize);
+
+impl SessionId {
+    /// The position of the session in the order it was added.
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// A job of a [`Batch`] (its position in submission order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(usize);
+
+impl JobId {
+    /// The position of the job in submission order.
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// Buffers a batch reuses from one turn to the next ([`Batch::with_scratch`],
+/// [`Flushed::into_scratch`]): the output buffer of sealed packets and the engine's
+/// bookkeeping, so a steady server loop does not allocate. (Boxed, so handing it from turn
+/// to turn moves a pointer.)
+#[derive(Default)]
+pub struct Scratch(Option<Box<Buffers>>);
+
+#[derive(Default)]
+struct Buffers {
+    arena: Vec<u8>,
+    starts: Vec<usize>,
+    fill: Vec<usize>,
+    order: Vec<usize>,
+    seal_at: Vec<Option<(usize, usize)>>,
+    records: Vec<Record>,
+    output: Vec<(usize, usize)>,
+    // Vectors whose elements borrow, kept empty between turns (see `recycle`).
+    sessions: Vec<&'static mut ()>,
+    jobs: Vec<Job<'static>>,
+    packets: Vec<Option<&'static mut [u8]>>,
+    bufs: Vec<Result<&'static mut [u8], usize>>,
+    tasks: Vec<Task<'static>>,
+    streams: Vec<[usize; 4]>,
+}
+
+impl fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scratch")
+            .field("capacity", &self.0.as_ref().map_or(0, |b| b.arena.capacity()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// `v` emptied and retyped. When the two element types have the same size and alignment the
+/// standard library collects in place, so the allocation carries over (how a [`Scratch`]
+/// keeps vectors of borrowing elements from one turn to the next without `unsafe`);
+/// otherwise the result is a new, empty vector.
+fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
+}
+
+enum Job<'a> {
+    Seal { session: usize, payload: &'a [u8] },
+    Open { session: usize, packet: &'a mut [u8] },
+    /// Refused at submission: a session of another batch.
+    Refused { error: Error },
+}
+
+impl Job<'_> {
+    fn session(&self) -> Option<usize> {
+        match self {
+            Job::Seal { session, .. } | Job::Open { session, .. } => Some(*session),
+            Job::Refused { .. } => None,
+        }
+    }
+}
+
+/// Seal and open jobs of many sessions, run together by [`flush`](Batch::flush).
+///
+/// The batch borrows every session and packet buffer for the turn (`'a`); see the
+/// [module documentation](self) for the shape of a server turn.
+pub struct Batch<'a, S: BatchSession = DataSession> {
+    sessions: Vec<&'a mut S>,
+    jobs: Vec<Job<'a>>,
+    lanes: LaneBackend,
+    /// `None`: 8 with AVX-512, else 4.
+    width: Option<usize>,
+    threads: usize,
+    scratch: Scratch,
+}
+
+impl<S: BatchSession> fmt::Debug for Batch<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batch")
+            .field("sessions", &self.sessions.len())
+            .field("jobs", &self.jobs.len())
+            .field("lanes", &self.lanes)
+            .field("width", &self.width)
+            .field("threads", &self.threads)
+            .finish()
+    }
+}
+
+impl<S: BatchSession> Default for Batch<'_, S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'a, S: BatchSession> Batch<'a, S> {
+    /// An empty batch on the lanes of the backend in force ([`LaneBackend::best`], which
+    /// honours `DKTP_BACKEND`) and, with the `parallel` feature, every core of the rayon pool.
+    pub fn new() -> Self {
+        Batch {
+            sessions: Vec::new(),
+            jobs: Vec::new(),
+            lanes: selected_lanes(),
+            width: None,
+            threads: default_threads(),
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// Uses `lanes` for the Keccak permutations (an unavailable one falls back to the fastest
+    /// available below it). The channels' own Rijndael backend does CTR.
+    pub fn with_lanes(mut self, lanes: LaneBackend) -> Self {
+        self.lanes = lanes;
+        self
+    }
+
+    /// Lets at most `width` sessions share one permutation call: 1 (everything scalar), 4 or
+    /// 8 (x8 runs as one AVX-512 kernel, or as two x4 kernels without AVX-512). Other values
+    /// round down to one of these. The default is 8 with AVX-512 lanes and 4 otherwise (two
+    /// x4 calls gain nothing over one).
+    pub fn with_lane_width(mut self, width: usize) -> Self {
+        self.width = Some(width);
+        self
+    }
+
+    /// Uses at most `threads` threads (1 = the calling thread only). Without the `parallel`
+    /// feature, or on wasm32, a flush always runs on the calling thread.
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// Reuses the buffers of an earlier batch (call it before adding sessions).
+    pub fn with_scratch(mut self, mut scratch: Scratch) -> Self {
+        if let Some(b) = scratch.0.as_mut()
+            && self.sessions.is_empty()
+            && self.jobs.is_empty()
+        {
+            self.sessions = recycle(core::mem::take(&mut b.sessions));
+            self.jobs = recycle(core::mem::take(&mut b.jobs));
+        }
+        self.scratch = scratch;
+        self
+    }
+
+    /// Borrows a session for this batch.
+    pub fn add(&mut self, session: &'a mut S) -> SessionId {
+        self.sessions.push(session);
+        SessionId(self.sessions.len() - 1)
+    }
+
+    /// Sessions added so far.
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Jobs submitted so far.
+    pub fn jobs(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Queues `payload` to be sealed on `session` (FACTS §7: `txseq += 1`, header
+    /// `(0x04, len + 64, txseq, now)`). An empty or oversized payload, or a session of another
+    /// batch, fails this job alone.
+    pub fn seal(&mut self, session: SessionId, payload: &'a [u8]) -> JobId {
+        let job = if session.0 < self.sessions.len() {
+            Job::Seal {
+                session: session.0,
+                payload,
+            }
+        } else {
+            Job::Refused {
+                error: Misuse::NotEstablished.into(),
+            }
+        };
+        self.jobs.push(job);
+        JobId(self.jobs.len() - 1)
+    }
+
+    /// Queues a received packet (header included, exactly one packet) to be opened in place
+    /// on `session`.
+    pub fn open(&mut self, session: SessionId, packet: &'a mut [u8]) -> JobId {
+        let job = if session.0 < self.sessions.len() {
+            Job::Open {
+                session: session.0,
+                packet,
+            }
+        } else {
+            Job::Refused {
+                error: Misuse::NotEstablished.into(),
+            }
+        };
+        self.jobs.push(job);
+        JobId(self.jobs.len() - 1)
+    }
+
+    /// Runs every job: per session in submission order, sessions side by side in SIMD lanes
+    /// and, for large batches, across threads. `now` (Unix seconds) stamps the sealed headers
+    /// and checks the received ones.
+    pub fn flush(self, now: u64) -> Flushed<'a, S> {
+        let Batch {
+            mut sessions,
+            mut jobs,
+            lanes,
+            width,
+            threads,
+            scratch,
+        } = self;
+        let mut boxed = scratch.0.unwrap_or_default();
+        let Buffers {
+            mut arena,
+            mut starts,
+            mut fill,
+            mut order,
+            mut seal_at,
+            mut records,
+            mut output,
+            sessions: _,
+            jobs: _,
+            packets: spare_packets,
+            bufs,
+            tasks,
+            streams,
+        } = core::mem::take(&mut *boxed);
+
+        // Job indices grouped by session, each group in submission order (a counting sort):
+        // session `s` owns `order[starts[s]..starts[s + 1]]`.
+        starts.clear();
+        starts.resize(sessions.len() + 1, 0);
+        for job in &jobs {
+            if let Some(c) = job.session().and_then(|s| starts.get_mut(s + 1)) {
+                *c += 1;
+            }
+        }
+        for s in 1..starts.len() {
+            let prev = starts.get(s - 1).copied().unwrap_or(0);
+            if let Some(c) = starts.get_mut(s) {
+                *c += prev;
+            }
+        }
+        order.clear();
+        order.resize(starts.last().copied().unwrap_or(0), 0);
+        fill.clear();
+        fill.extend_from_slice(&starts);
+        for (j, job) in jobs.iter().enumerate() {
+            let slot = job.session().and_then(|s| fill.get_mut(s)).and_then(|f| {
+                let at = *f;
+                *f += 1;
+                order.get_mut(at)
+            });
+            if let Some(o) = slot {
+                *o = j;
+            }
+        }
+
+        // The output buffer, in the same order: each session's sealed packets back to back,
+        // the payload copied into place (the one copy), header and tag written by the engine.
+        // A message DKTP cannot carry gets an empty slot; its job fails in order, after the
+        // session's own checks.
+        arena.clear();
+        seal_at.clear();
+        seal_at.resize(jobs.len(), None);
+        for &j in &order {
+            if let (Some(Job::Seal { payload, .. }), Some(at)) = (jobs.get(j), seal_at.get_mut(j)) {
+                if check_len(payload.len()).is_ok() {
+                    *at = Some((arena.len(), sealed_len(payload.len())));
+                    arena.extend_from_slice(&[0u8; HEADER_LEN]);
+                    arena.extend_from_slice(payload);
+                    arena.extend_from_slice(&[0u8; crate::packet::TAG_LEN]);
+                } else {
+                    *at = Some((arena.len(), 0));
+                }
+            }
+        }
+
+        records.clear();
+        records.resize_with(jobs.len(), || Record::Pending);
+        let (bufs, tasks, streams) = {
+            // Per job: the packet to open in place, or the length of the message to seal.
+            let mut bufs: Vec<Result<&mut [u8], usize>> = recycle(bufs);
+            bufs.extend(jobs.iter_mut().map(|job| match job {
+                Job::Open { packet, .. } => Ok(&mut **packet),
+                Job::Seal { payload, .. } => Err(payload.len()),
+                Job::Refused { .. } => Err(0),
+            }));
+            // Tasks, in `order`, borrow the packet buffers and the arena slots for the run.
+            let mut rest = &mut arena[..];
+            let mut tasks: Vec<Task<'_>> = recycle(tasks);
+            for &j in &order {
+                let size = seal_at.get(j).copied().flatten().map(|(_, size)| size);
+                let buf = bufs.get_mut(j).map(|p| core::mem::replace(p, Err(0)));
+                let kind = match (size, buf) {
+                    (Some(size), Some(Err(len))) => {
+                        let size = size.min(rest.len());
+                        let (slot, tail) = core::mem::take(&mut rest).split_at_mut(size);
+                        rest = tail;
+                        TaskKind::Seal { len, slot }
+                    }
+                    (None, Some(Ok(packet))) => TaskKind::Open { packet },
+                    _ => TaskKind::Settled,
+                };
+                tasks.push(Task {
+                    job: j,
+                    kind,
+                    record: Record::Pending,
+                });
+            }
+            let mut streams: Vec<Stream<'_, '_, S>> = recycle(streams);
+            let mut rest_tasks = &mut tasks[..];
+            for (s, session) in sessions.iter_mut().enumerate() {
+                let count = match (starts.get(s), starts.get(s + 1)) {
+                    (Some(a), Some(b)) => b - a,
+                    _ => 0,
+                };
+                let count = count.min(rest_tasks.len());
+                let (mine, tail) = core::mem::take(&mut rest_tasks).split_at_mut(count);
+                rest_tasks = tail;
+                if mine.is_empty() {
+                    continue;
+                }
+                let work = mine.iter().map(Task::work).sum();
+                streams.push(Stream {
+                    session: &mut **session,
+                    tasks: mine,
+                    work,
+                });
+            }
+            // Heaviest first: the tail where lanes run empty is then made of light streams.
+            streams.sort_by_key(|s| core::cmp::Reverse(s.work));
+            run_streams(&mut streams, now, (lanes, width), threads);
+            let streams: Vec<[usize; 4]> = recycle(streams);
+            for task in tasks.drain(..) {
+                if let TaskKind::Seal { slot, .. } = task.kind
+                    && !matches!(task.record, Record::Sealed)
+                {
+                    // The payload was copied here but not sealed: wipe it.
+                    zeroize::Zeroize::zeroize(slot);
+                }
+                if let Some(r) = records.get_mut(task.job) {
+                    *r = task.record;
+                }
+            }
+            (recycle(bufs), recycle(tasks), streams)
+        };
+        for (j, job) in jobs.iter().enumerate() {
+            if let (Job::Refused { error }, Some(r)) = (job, records.get_mut(j)) {
+                *r = Record::Failed(error.clone());
+            }
+        }
+
+        // Each session's output: its sealed packets up to the first seal that failed with a
+        // slot (the session ended, ran out of sequence numbers or waits for a control packet,
+        // so every later seal of it failed or was deferred too).
+        output.clear();
+        for s in 0..sessions.len() {
+            let group = match (starts.get(s), starts.get(s + 1)) {
+                (Some(&a), Some(&b)) => order.get(a..b).unwrap_or_default(),
+                _ => &[],
+            };
+            let start = group
+                .iter()
+                .find_map(|&j| seal_at.get(j).copied().flatten())
+                .map_or(0, |(at, _)| at);
+            let mut end = start;
+            for &j in group {
+                match (records.get(j), seal_at.get(j)) {
+                    (Some(Record::Sealed), Some(Some((_, size)))) => end += size,
+                    (_, Some(Some((_, size)))) if *size > 0 => break,
+                    _ => {}
+                }
+            }
+            output.push((start, end));
+        }
+
+        let mut packets: Vec<Option<&'a mut [u8]>> = recycle(spare_packets);
+        packets.extend(jobs.drain(..).map(|j| match j {
+            Job::Open { packet, .. } => Some(packet),
+            _ => None,
+        }));
+        Flushed {
+            sessions,
+            packets,
+            records,
+            seal_at,
+            output,
+            arena,
+            spare: Spare {
+                starts,
+                fill,
+                order,
+                jobs: recycle(jobs),
+                bufs,
+                tasks,
+                streams,
+                boxed,
+            },
+        }
+    }
+}
+
+/// The bookkeeping a [`Flushed`] does not need, kept for the next turn.
+struct Spare {
+    /// The (emptied) box the buffers go back into.
+    boxed: Box<Buffers>,
+    starts: Vec<usize>,
+    fill: Vec<usize>,
+    order: Vec<usize>,
+    jobs: Vec<Job<'static>>,
+    bufs: Vec<Result<&'static mut [u8], usize>>,
+    tasks: Vec<Task<'static>>,
+    streams: Vec<[usize; 4]>,
+}
+
+/// A message length [`Batch::seal`] accepts.
+fn check_len(len: usize) -> Result<(), Error> {
+    if len == 0 {
+        Err(Misuse::EmptyMessage.into())
+    } else if len > MAX_PAYLOAD {
+        Err(Misuse::MessageTooLong {
+            len,
+            max: MAX_PAYLOAD,
+        }
+        .into())
+    } else {
+        Ok(())
+    }
+}
+
+/// Threads a [`Batch`] uses by default: the rayon pool's (every core, or `RAYON_NUM_THREADS`)
+/// with the `parallel` feature, else 1.
+pub fn available_threads() -> usize {
+    default_threads()
+}
+
+#[cfg(all(feature = "parallel", not(target_arch = "wasm32")))]
+fn default_threads() -> usize {
+    rayon::current_num_threads()
+}
+
+#[cfg(not(all(feature = "parallel", not(target_arch = "wasm32"))))]
+fn default_threads() -> usize {
+    1
+}
+
+/// Runs the streams (heaviest first) on up to `threads` threads.
+///
+/// Large flushes are cut into chunks of whole sessions (consecutive in the heaviest-first
+/// order, so a chunk's lanes hold similar packets), about four per thread; the threads take
+/// chunks from a shared queue until none is left. A session belongs to exactly one chunk, so
+/// no two threads ever touch it, and a thread the OS does not schedule only delays the chunk
+/// it took, not a fixed share of the work.
+fn run_streams<S: BatchSession>(
+    streams: &mut [Stream<'_, '_, S>],
+    now: u64,
+    (lanes, width): (LaneBackend, Option<usize>),
+    threads: usize,
+) {
+    let lanes = resolve(lanes);
+    let width = width.unwrap_or(if lanes == LaneBackend::Avx512 { 8 } else { 4 });
+    let lanes = Lanes { backend: lanes, width };
+    let work: u64 = streams.iter().map(|s| s.work).sum();
+    let parallel = cfg!(all(feature = "parallel", not(target_arch = "wasm32")));
+    if !parallel || threads <= 1 || streams.len() < 2 || work < 2 * MIN_WORK_PER_THREAD {
+        lanes::run(streams, now, lanes);
+        return;
+    }
+    let chunks_wanted = u64::try_from(threads.saturating_mul(4)).unwrap_or(u64::MAX);
+    let target = (work / chunks_wanted).max(MIN_WORK_PER_THREAD / 2);
+    let mut chunks: Vec<&mut [Stream<'_, '_, S>]> = Vec::new();
+    let mut rest = streams;
+    while !rest.is_empty() {
+        let (mut n, mut w) = (0usize, 0u64);
+        for s in rest.iter() {
+            if w >= target && n >= lanes.width {
+                break;
+            }
+            n += 1;
+            w += s.work;
+        }
+        let (chunk, tail) = core::mem::take(&mut rest).split_at_mut(n);
+        chunks.push(chunk);
+        rest = tail;
+    }
+    par_run(chunks, now, lanes, threads);
+}
+
+#[cfg(all(feature = "parallel", not(target_arch = "wasm32")))]
+fn par_run<S: BatchSession>(chunks: Vec<&mut [Stream<'_, '_, S>]>, now: u64, lanes: Lanes, threads: usize) {
+    let helpers = threads.min(chunks.len()).saturating_sub(1);
+    let queue = std::sync::Mutex::new(chunks.into_iter());
+    let work = || {
+        loop {
+            // A poisoned queue (a thread panicked) still hands out the remaining chunks; the
+            // panic itself reaches the caller through the scope.
+            let next = queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .next();
+            match next {
+                Some(chunk) => lanes::run(chunk, now, lanes),
+                None => break,
+            }
+        }
+    };
+    rayon::scope(|s| {
+        for _ in 0..helpers {
+            s.spawn(|_| work());
+        }
+        work();
+    });
+}
+
+#[cfg(not(all(feature = "parallel", not(target_arch = "wasm32"))))]
+fn par_run<S: BatchSession>(chunks: Vec<&mut [Stream<'_, '_, S>]>, now: u64, lanes: Lanes, _threads: usize) {
+    for chunk in chunks {
+        lanes::run(chunk, now, lanes);
+    }
+}
+
+/// What a job came to.
+#[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome<'f> {
+    /// The whole packet to send: `header || ciphertext || tag`.
+    Sealed(&'f [u8]),
+    /// The plaintext of a received data packet (inside the packet's buffer).
+    Opened(&'f [u8]),
+    /// A control packet (not data, not a close), untouched: hand it to the session's own
+    /// handling, then resubmit the session's deferred jobs.
+    Control(&'f [u8]),
+    /// Not run, because an earlier control packet of the same session comes first.
+    Deferred,
+    /// The job failed. If it was an open, the session has ended ([`DataSession::status`]).
+    Failed(&'f Error),
+}
+
+/// The results of a [`Batch::flush`]; it keeps the batch's borrows, so plaintexts and sealed
+/// packets are read in place.
+pub struct Flushed<'a, S: BatchSession = DataSession> {
+    sessions: Vec<&'a mut S>,
+    packets: Vec<Option<&'a mut [u8]>>,
+    records: Vec<Record>,
+    seal_at: Vec<Option<(usize, usize)>>,
+    output: Vec<(usize, usize)>,
+    arena: Vec<u8>,
+    spare: Spare,
+}
+
+impl<S: BatchSession> fmt::Debug for Flushed<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Flushed")
+            .field("sessions", &self.sessions.len())
+            .field("jobs", &self.records.len())
+            .finish()
+    }
+}
+
+impl<S: BatchSession> Flushed<'_, S> {
+    /// What `job` came to (an id from another batch reads as [`Outcome::Deferred`]).
+    pub fn outcome(&self, job: JobId) -> Outcome<'_> {
+        let packet = || self.packets.get(job.0).and_then(|p| p.as_deref());
+        match self.records.get(job.0) {
+            Some(Record::Sealed) => match self.seal_at.get(job.0) {
+                Some(Some((at, size))) => Outcome::Sealed(self.arena.get(*at..*at + size).unwrap_or_default()),
+                _ => Outcome::Deferred,
+            },
+            Some(Record::Opened { len }) => Outcome::Opened(
+                packet()
+                    .and_then(|p| p.get(HEADER_LEN..HEADER_LEN + len))
+                    .unwrap_or_default(),
+            ),
+            Some(Record::Control) => Outcome::Control(packet().unwrap_or_default()),
+            Some(Record::Failed(e)) => Outcome::Failed(e),
+            Some(Record::Deferred | Record::Pending) | None => Outcome::Deferred,
+        }
+    }
+
+    /// Every packet sealed for `session` in this flush, back to back in submission order:
+    /// what to write to its socket.
+    pub fn output(&self, session: SessionId) -> &[u8] {
+        self.output
+            .get(session.0)
+            .and_then(|&(a, b)| self.arena.get(a..b))
+            .unwrap_or_default()
+    }
+
+    /// The session as the flush left it.
+    pub fn session(&self, session: SessionId) -> Option<&S> {
+        self.sessions.get(session.0).map(|s| &**s)
+    }
+
+    /// Number of jobs.
+    pub fn jobs(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Gives the buffers back for the next batch (ends the borrows).
+    pub fn into_scratch(self) -> Scratch {
+        let Flushed {
+            sessions,
+            packets,
+            records,
+            seal_at,
+            output,
+            arena,
+            spare,
+        } = self;
+        let mut boxed = spare.boxed;
+        *boxed = Buffers {
+            arena,
+            starts: spare.starts,
+            fill: spare.fill,
+            order: spare.order,
+            seal_at,
+            records,
+            output,
+            sessions: recycle(sessions),
+            jobs: spare.jobs,
+            packets: recycle(packets),
+            bufs: spare.bufs,
+            tasks: spare.tasks,
+            streams: spare.streams,
+        };
+        Scratch(Some(boxed))
+    }
+}
+
+/// `lanes` if available, else the fastest available lane backend below it.
+fn resolve(lanes: LaneBackend) -> LaneBackend {
+    // Asked every flush: the answers are looked up once.
+    static AVAILABLE: std::sync::OnceLock<[bool; 3]> = std::sync::OnceLock::new();
+    let available = AVAILABLE.get_or_init(|| LaneBackend::ALL.map(LaneBackend::is_available));
+    LaneBackend::ALL
+        .into_iter()
+        .zip(available)
+        .rev()
+        .find(|(b, ok)| *b <= lanes && **ok)
+        .map_or(LaneBackend::Portable, |(b, _)| b)
+}
+
+/// [`LaneBackend::best`], looked up once.
+fn selected_lanes() -> LaneBackend {
+    static SELECTED: std::sync::OnceLock<LaneBackend> = std::sync::OnceLock::new();
+    *SELECTED.get_or_init(LaneBackend::best)
+}
+
+#[cfg(test)]
+mod tests;
