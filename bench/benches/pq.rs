@@ -8,7 +8,8 @@ use dktp::pq::speed::{PqBench, PqOp, all_sets};
 use std::time::Duration;
 
 fn slow(set: &str, op: PqOp) -> bool {
-    (set.starts_with("mceliece") && op == PqOp::Keygen) || (set.starts_with("sphincs") && op != PqOp::Verify)
+    (set.starts_with("mceliece") && op == PqOp::Keygen)
+        || (set.starts_with("sphincs") && op != PqOp::Verify)
 }
 
 fn pq(c: &mut Criterion) {
@@ -20,7 +21,9 @@ fn pq(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("pq_{set}"));
         for &op in ops {
             if slow(set, op) {
-                g.sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(100));
+                g.sample_size(10)
+                    .measurement_time(Duration::from_secs(3))
+                    .warm_up_time(Duration::from_millis(100));
             } else {
                 g.sample_size(30).measurement_time(Duration::from_secs(2));
             }

@@ -206,7 +206,8 @@ fn pq_ops(secs: f64) -> Result<Map<String, Value>> {
             let mut n = 0u32;
             let t = CpuClock::start();
             while n < 2 || (t.elapsed() < secs && n < 100_000) {
-                b.run(op, &mut OsEntropy).with_context(|| format!("{set} {op}"))?;
+                b.run(op, &mut OsEntropy)
+                    .with_context(|| format!("{set} {op}"))?;
                 n += 1;
             }
             let per_s = f64::from(n) / t.elapsed().max(1e-9);
@@ -243,7 +244,11 @@ pub fn run(o: Options) -> Result<()> {
         kmac.insert(size.to_string(), json!(kmac_mbps(size, secs)));
     }
     let lane_backend = lanes::LaneBackend::for_backend(selected);
-    let pq = if o.pq { Value::Object(pq_ops(secs)?) } else { Value::Null };
+    let pq = if o.pq {
+        Value::Object(pq_ops(secs)?)
+    } else {
+        Value::Null
+    };
     let batch = crate::speed_batch::measure(o.only.unwrap_or(selected), secs * 0.4)?;
     let mut report = json!({
         "backend_selected": selected.name(),
@@ -270,13 +275,25 @@ pub fn run(o: Options) -> Result<()> {
 }
 
 fn print_pq(r: &Value) {
-    let Some(Value::Object(sets)) = r.get("pq_ops_per_s") else { return };
+    let Some(Value::Object(sets)) = r.get("pq_ops_per_s") else {
+        return;
+    };
     println!();
-    println!("{:<16}{:>12}{:>12}{:>12}   (post-quantum operations/s; µs each in brackets)", "set", "keygen", "encaps|sign", "decaps|verify");
+    println!(
+        "{:<16}{:>12}{:>12}{:>12}   (post-quantum operations/s; µs each in brackets)",
+        "set", "keygen", "encaps|sign", "decaps|verify"
+    );
     for (set, ops) in sets {
         print!("{set:<16}");
-        for names in [["keygen", "keygen"], ["encaps", "sign"], ["decaps", "verify"]] {
-            let v = names.iter().find_map(|n| ops.get(*n)).and_then(Value::as_f64);
+        for names in [
+            ["keygen", "keygen"],
+            ["encaps", "sign"],
+            ["decaps", "verify"],
+        ] {
+            let v = names
+                .iter()
+                .find_map(|n| ops.get(*n))
+                .and_then(Value::as_f64);
             match v {
                 Some(v) if v > 0.0 => print!("{:>12}", format!("{v:.0} ({:.0})", 1e6 / v)),
                 _ => print!("{:>12}", "-"),
