@@ -10,9 +10,15 @@ use dktp_vectors::{Tally, check_value};
 
 fn main() -> ExitCode {
     let files: Vec<String> = std::env::args().skip(1).collect();
+    if files.first().map(String::as_str) == Some("--backends") {
+        // The backends this CPU can run, one line, for scripts.
+        let names: Vec<&str> = dktp::Backend::available().iter().map(|b| b.name()).collect();
+        println!("{}", names.join(" "));
+        return ExitCode::SUCCESS;
+    }
     if files.is_empty() || files.iter().any(|f| f == "-h" || f == "--help") {
         eprintln!(
-            "usage: kat FILE.json...   (DKTP_BACKEND=portable|aesni|vaes256|vaes512|vaes512vbmi forces a backend)"
+            "usage: kat FILE.json... | kat --backends   (DKTP_BACKEND=portable|aesni|vaes256|vaes512|vaes512vbmi forces a backend)"
         );
         return ExitCode::from(2);
     }
