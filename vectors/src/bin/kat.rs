@@ -12,7 +12,10 @@ fn main() -> ExitCode {
     let files: Vec<String> = std::env::args().skip(1).collect();
     if files.first().map(String::as_str) == Some("--backends") {
         // The backends this CPU can run, one line, for scripts.
-        let names: Vec<&str> = dktp::Backend::available().iter().map(|b| b.name()).collect();
+        let names: Vec<&str> = dktp::Backend::available()
+            .iter()
+            .map(|b| b.name())
+            .collect();
         println!("{}", names.join(" "));
         return ExitCode::SUCCESS;
     }
