@@ -67,7 +67,11 @@ impl KeyPool {
         #[cfg(all(feature = "pool", not(target_arch = "wasm32")))]
         {
             let shared = Arc::new(Shared {
-                state: Mutex::new(State { keys: VecDeque::with_capacity(capacity), stop: false, failed: None }),
+                state: Mutex::new(State {
+                    keys: VecDeque::with_capacity(capacity),
+                    stop: false,
+                    failed: None,
+                }),
                 wake: Condvar::new(),
                 filled: Condvar::new(),
             });
@@ -77,12 +81,20 @@ impl KeyPool {
                     .name(format!("dktp-keypool-{}", alg.token()))
                     .stack_size(WORKER_STACK)
                     .spawn(move || refill(alg, capacity, &s))
-                    .map_err(|_| PqError::Unsupported { alg: alg.name(), reason: "cannot start the key-pool thread" })?;
+                    .map_err(|_| PqError::Unsupported {
+                        alg: alg.name(),
+                        reason: "cannot start the key-pool thread",
+                    })?;
                 Some(handle)
             } else {
                 None
             };
-            Ok(KeyPool { alg, capacity, shared, worker })
+            Ok(KeyPool {
+                alg,
+                capacity,
+                shared,
+                worker,
+            })
         }
         #[cfg(not(all(feature = "pool", not(target_arch = "wasm32"))))]
         {
@@ -155,7 +167,9 @@ impl KeyPool {
 fn refill(alg: KemAlg, capacity: usize, shared: &Shared) {
     loop {
         {
-            let Ok(mut s) = shared.state.lock() else { return };
+            let Ok(mut s) = shared.state.lock() else {
+                return;
+            };
             while !s.stop && s.keys.len() >= capacity {
                 s = match shared.wake.wait(s) {
                     Ok(s) => s,
@@ -167,7 +181,9 @@ fn refill(alg: KemAlg, capacity: usize, shared: &Shared) {
             }
         }
         let kp = alg.generate_ephemeral(&mut OsEntropy);
-        let Ok(mut s) = shared.state.lock() else { return };
+        let Ok(mut s) = shared.state.lock() else {
+            return;
+        };
         match kp {
             Ok(kp) => s.keys.push_back(kp),
             Err(e) => {

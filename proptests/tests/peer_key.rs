@@ -8,7 +8,13 @@ use proptest::prelude::*;
 
 /// Configurations whose signature keys are cheap to generate (ML-DSA).
 fn fast_config() -> impl Strategy<Value = Config> {
-    prop::sample::select(Config::ALL.iter().copied().filter(|c| !c.sig().is_sphincs()).collect::<Vec<_>>())
+    prop::sample::select(
+        Config::ALL
+            .iter()
+            .copied()
+            .filter(|c| !c.sig().is_sphincs())
+            .collect::<Vec<_>>(),
+    )
 }
 
 proptest! {

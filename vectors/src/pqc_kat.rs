@@ -23,15 +23,17 @@ pub fn recognizes(v: &Value) -> bool {
 }
 
 fn is_sets_file(v: &Value) -> bool {
-    v.get("sets")
-        .and_then(Value::as_array)
-        .is_some_and(|a| a.iter().any(|s| s.get("token").is_some() && s.get("cases").is_some()))
+    v.get("sets").and_then(Value::as_array).is_some_and(|a| {
+        a.iter()
+            .any(|s| s.get("token").is_some() && s.get("cases").is_some())
+    })
 }
 
 fn is_default_file(v: &Value) -> bool {
-    v.get("cases")
-        .and_then(Value::as_array)
-        .is_some_and(|a| a.iter().any(|c| c.get("kem_keygen_coins").is_some() || c.get("sig_keygen_seed").is_some()))
+    v.get("cases").and_then(Value::as_array).is_some_and(|a| {
+        a.iter()
+            .any(|c| c.get("kem_keygen_coins").is_some() || c.get("sig_keygen_seed").is_some())
+    })
 }
 
 /// Checks every case.
@@ -69,7 +71,10 @@ impl Expected {
         }
         let d = hex::decode(v.get("sha3_256")?.as_str()?).ok()?;
         let length = usize::try_from(v.get("length")?.as_u64()?).ok()?;
-        Some(Expected::Digest { sha3_256: d, length })
+        Some(Expected::Digest {
+            sha3_256: d,
+            length,
+        })
     }
 
     fn matches(&self, got: &[u8]) -> bool {
@@ -94,13 +99,24 @@ fn hex_of(v: &Value, k: &str) -> Option<Vec<u8>> {
 }
 
 fn run_config(c: &Value, t: &mut Tally) {
-    let name = c.get("config_string").and_then(Value::as_str).unwrap_or("?").to_owned();
+    let name = c
+        .get("config_string")
+        .and_then(Value::as_str)
+        .unwrap_or("?")
+        .to_owned();
     let Ok(cfg) = name.parse::<Config>() else {
         t.check(|| format!("config {name}: not parsed"), false);
         return;
     };
-    t.check(|| format!("config {name}: wire form"), Config::from_wire(&cfg.to_wire()) == Ok(cfg));
-    let num = |k: &str| c.get(k).and_then(Value::as_u64).and_then(|n| usize::try_from(n).ok());
+    t.check(
+        || format!("config {name}: wire form"),
+        Config::from_wire(&cfg.to_wire()) == Ok(cfg),
+    );
+    let num = |k: &str| {
+        c.get(k)
+            .and_then(Value::as_u64)
+            .and_then(|n| usize::try_from(n).ok())
+    };
     t.check(
         || format!("config {name}: .dskey size"),
         num("local_peer_key_file_size (.dskey)") == Some(cfg.local_peer_key_size()),
@@ -121,25 +137,48 @@ fn run_config(c: &Value, t: &mut Tally) {
             ("asymmetric_ratchet_request", s.asymmetric_ratchet_request),
             ("asymmetric_ratchet_response", s.asymmetric_ratchet_response),
         ] {
-            let theirs = m.get(k).and_then(Value::as_u64).and_then(|n| usize::try_from(n).ok());
-            t.check(|| format!("config {name}: {k} length"), theirs == Some(ours));
+            let theirs = m
+                .get(k)
+                .and_then(Value::as_u64)
+                .and_then(|n| usize::try_from(n).ok());
+            t.check(
+                || format!("config {name}: {k} length"),
+                theirs == Some(ours),
+            );
         }
     }
-    if let Some(p) = c.get("asymmetric_ratchet_possible").and_then(Value::as_bool) {
-        t.check(|| format!("config {name}: ratchet possible"), p == cfg.asymmetric_ratchet_possible());
+    if let Some(p) = c
+        .get("asymmetric_ratchet_possible")
+        .and_then(Value::as_bool)
+    {
+        t.check(
+            || format!("config {name}: ratchet possible"),
+            p == cfg.asymmetric_ratchet_possible(),
+        );
     }
 }
 
 fn run_set(set: &Value, t: &mut Tally) {
     let token = set.get("token").and_then(Value::as_str).unwrap_or("?");
     let sizes = set.get("sizes");
-    let size = |k: &str| sizes.and_then(|s| s.get(k)).and_then(Value::as_u64).and_then(|n| usize::try_from(n).ok());
-    let cases = set.get("cases").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+    let size = |k: &str| {
+        sizes
+            .and_then(|s| s.get(k))
+            .and_then(Value::as_u64)
+            .and_then(|n| usize::try_from(n).ok())
+    };
+    let cases = set
+        .get("cases")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     if let Some(alg) = KemAlg::from_token(token) {
         let s = alg.sizes();
         t.check(
             || format!("{token}: sizes"),
-            size("pk") == Some(s.public_key) && size("sk") == Some(s.secret_key) && size("ct") == Some(s.ciphertext),
+            size("pk") == Some(s.public_key)
+                && size("sk") == Some(s.secret_key)
+                && size("ct") == Some(s.ciphertext),
         );
         for c in cases {
             run_kem_case(alg, c, t);
@@ -148,7 +187,9 @@ fn run_set(set: &Value, t: &mut Tally) {
         let s = alg.sizes();
         t.check(
             || format!("{token}: sizes"),
-            size("pk") == Some(s.public_key) && size("sk") == Some(s.secret_key) && size("sig") == Some(s.signature),
+            size("pk") == Some(s.public_key)
+                && size("sk") == Some(s.secret_key)
+                && size("sig") == Some(s.signature),
         );
         for c in cases {
             run_sig_case(alg, c, t);
@@ -159,7 +200,9 @@ fn run_set(set: &Value, t: &mut Tally) {
 }
 
 fn case_name(c: &Value) -> String {
-    c.get("case").map(Value::to_string).unwrap_or_else(|| "?".into())
+    c.get("case")
+        .map(Value::to_string)
+        .unwrap_or_else(|| "?".into())
 }
 
 /// Applies a tamper description such as `ct[0] ^= 0x01`.
@@ -168,8 +211,15 @@ fn apply_xor(change: &str, target: &str, bytes: &mut [u8], sig_len: usize) -> Op
     let rest = &change[start..];
     let close = rest.find(']')?;
     let idx = eval_index(&rest[..close], bytes.len(), sig_len)?;
-    let op = rest[close + 1..].trim_start().strip_prefix("^=")?.trim_start();
-    let hexpart: String = op.strip_prefix("0x")?.chars().take_while(char::is_ascii_hexdigit).collect();
+    let op = rest[close + 1..]
+        .trim_start()
+        .strip_prefix("^=")?
+        .trim_start();
+    let hexpart: String = op
+        .strip_prefix("0x")?
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect();
     let mask = u8::from_str_radix(&hexpart, 16).ok()?;
     *bytes.get_mut(idx)? ^= mask;
     Some(())
@@ -207,7 +257,8 @@ fn run_kem_case(alg: KemAlg, c: &Value, t: &mut Tally) {
         t.check(|| format!("{name}: coins missing"), false);
         return;
     };
-    let (Some(pk_exp), Some(sk_exp)) = (Expected::from(c.get("pk")), Expected::from(c.get("sk"))) else {
+    let (Some(pk_exp), Some(sk_exp)) = (Expected::from(c.get("pk")), Expected::from(c.get("sk")))
+    else {
         t.check(|| format!("{name}: keys missing"), false);
         return;
     };
@@ -220,13 +271,25 @@ fn run_kem_case(alg: KemAlg, c: &Value, t: &mut Tally) {
     };
     if let Some(kp) = &kp {
         t.check(|| format!("{name}: keygen pk"), pk_exp.matches(&kp.public));
-        t.check(|| format!("{name}: keygen sk"), sk_exp.matches(kp.secret.expose()));
+        t.check(
+            || format!("{name}: keygen sk"),
+            sk_exp.matches(kp.secret.expose()),
+        );
         let mut coins = Coins::new(&ec);
         match alg.encapsulate(&kp.public, &mut coins) {
             Ok((ct, ss)) => {
-                t.check(|| format!("{name}: encaps ct"), hex_of(c, "ct").as_deref() == Some(&ct[..]));
-                t.check(|| format!("{name}: encaps ss"), hex_of(c, "ss").as_deref() == Some(&ss.expose()[..]));
-                t.check(|| format!("{name}: encaps consumed all coins"), coins.remaining() == 0);
+                t.check(
+                    || format!("{name}: encaps ct"),
+                    hex_of(c, "ct").as_deref() == Some(&ct[..]),
+                );
+                t.check(
+                    || format!("{name}: encaps ss"),
+                    hex_of(c, "ss").as_deref() == Some(&ss.expose()[..]),
+                );
+                t.check(
+                    || format!("{name}: encaps consumed all coins"),
+                    coins.remaining() == 0,
+                );
             }
             Err(e) => t.check(|| format!("{name}: encaps: {e}"), false),
         }
@@ -234,13 +297,22 @@ fn run_kem_case(alg: KemAlg, c: &Value, t: &mut Tally) {
         // Keys could not be regenerated, but the file carries the public key.
         match alg.encapsulate(pk, &mut Coins::new(&ec)) {
             Ok((ct, ss)) => {
-                t.check(|| format!("{name}: encaps ct"), hex_of(c, "ct").as_deref() == Some(&ct[..]));
-                t.check(|| format!("{name}: encaps ss"), hex_of(c, "ss").as_deref() == Some(&ss.expose()[..]));
+                t.check(
+                    || format!("{name}: encaps ct"),
+                    hex_of(c, "ct").as_deref() == Some(&ct[..]),
+                );
+                t.check(
+                    || format!("{name}: encaps ss"),
+                    hex_of(c, "ss").as_deref() == Some(&ss.expose()[..]),
+                );
             }
             Err(e) => t.check(|| format!("{name}: encaps: {e}"), false),
         }
     } else {
-        t.check(|| format!("{name}: encaps: no public key (keygen from coins unavailable)"), false);
+        t.check(
+            || format!("{name}: encaps: no public key (keygen from coins unavailable)"),
+            false,
+        );
     }
     // Decapsulate with the recorded secret key where the file carries it in full, else
     // with the regenerated one (compared by digest above).
@@ -248,7 +320,10 @@ fn run_kem_case(alg: KemAlg, c: &Value, t: &mut Tally) {
         (Some(b), _) => KemSecretKey::from_bytes(alg, b),
         (None, Some(kp)) => Ok(kp.secret.clone()),
         (None, None) => {
-            t.check(|| format!("{name}: decaps: no secret key (keygen from coins unavailable)"), false);
+            t.check(
+                || format!("{name}: decaps: no secret key (keygen from coins unavailable)"),
+                false,
+            );
             return;
         }
     };
@@ -264,14 +339,18 @@ fn run_kem_case(alg: KemAlg, c: &Value, t: &mut Tally) {
         let got = alg.decapsulate(&sk, &ct).ok();
         t.check(
             || format!("{name}: decaps"),
-            got.is_some() && hex_of(c, "decaps_ss").as_deref() == got.as_ref().map(|s| &s.expose()[..]),
+            got.is_some()
+                && hex_of(c, "decaps_ss").as_deref() == got.as_ref().map(|s| &s.expose()[..]),
         );
     }
     if let Some(tc) = c.get("tampered_ct") {
         let change = tc.get("change").and_then(Value::as_str).unwrap_or("");
         let mut bad = ct.clone();
         if apply_xor(change, "ct", &mut bad, 0).is_none() {
-            t.check(|| format!("{name}: tampered ct: change {change:?} not understood"), false);
+            t.check(
+                || format!("{name}: tampered ct: change {change:?} not understood"),
+                false,
+            );
             return;
         }
         // FIPS 203 implicit rejection where the file distinguishes it from the reference's.
@@ -288,21 +367,43 @@ fn run_kem_case(alg: KemAlg, c: &Value, t: &mut Tally) {
 }
 
 /// The same case through the portable ML-KEM code that wasm builds run.
-fn run_kem_case_portable(name: &str, p: &kyber::Params, c: &Value, kc: &[u8], ec: &[u8], t: &mut Tally) {
+fn run_kem_case_portable(
+    name: &str,
+    p: &kyber::Params,
+    c: &Value,
+    kc: &[u8],
+    ec: &[u8],
+    t: &mut Tally,
+) {
     let Ok((ek, dk)) = kyber::keygen(p, kc) else {
         t.check(|| format!("{name} [portable]: keygen"), false);
         return;
     };
-    t.check(|| format!("{name} [portable]: keygen pk"), hex_of(c, "pk").as_deref() == Some(&ek[..]));
-    t.check(|| format!("{name} [portable]: keygen sk"), hex_of(c, "sk").as_deref() == Some(&dk[..]));
+    t.check(
+        || format!("{name} [portable]: keygen pk"),
+        hex_of(c, "pk").as_deref() == Some(&ek[..]),
+    );
+    t.check(
+        || format!("{name} [portable]: keygen sk"),
+        hex_of(c, "sk").as_deref() == Some(&dk[..]),
+    );
     let Ok((ct, ss)) = kyber::encapsulate(p, &ek, ec) else {
         t.check(|| format!("{name} [portable]: encaps"), false);
         return;
     };
-    t.check(|| format!("{name} [portable]: encaps ct"), hex_of(c, "ct").as_deref() == Some(&ct[..]));
-    t.check(|| format!("{name} [portable]: encaps ss"), hex_of(c, "ss").as_deref() == Some(&ss[..]));
+    t.check(
+        || format!("{name} [portable]: encaps ct"),
+        hex_of(c, "ct").as_deref() == Some(&ct[..]),
+    );
+    t.check(
+        || format!("{name} [portable]: encaps ss"),
+        hex_of(c, "ss").as_deref() == Some(&ss[..]),
+    );
     let got = kyber::decapsulate(p, &dk, &ct).ok();
-    t.check(|| format!("{name} [portable]: decaps"), hex_of(c, "decaps_ss").as_deref() == got.as_ref().map(|s| &s[..]));
+    t.check(
+        || format!("{name} [portable]: decaps"),
+        hex_of(c, "decaps_ss").as_deref() == got.as_ref().map(|s| &s[..]),
+    );
     if let Some(tc) = c.get("tampered_ct") {
         let change = tc.get("change").and_then(Value::as_str).unwrap_or("");
         let mut bad = ct.clone();
@@ -334,14 +435,19 @@ impl PortableParams for KemAlg {
 
 fn run_sig_case(alg: SigAlg, c: &Value, t: &mut Tally) {
     let name = format!("{} case {}", alg.token(), case_name(c));
-    let (Some(kc), Some(pk), Some(sk)) = (hex_of(c, "keygen_coins"), hex_of(c, "pk"), hex_of(c, "sk")) else {
+    let (Some(kc), Some(pk), Some(sk)) =
+        (hex_of(c, "keygen_coins"), hex_of(c, "pk"), hex_of(c, "sk"))
+    else {
         t.check(|| format!("{name}: keygen fields missing"), false);
         return;
     };
     match alg.generate(&mut Coins::new(&kc)) {
         Ok(kp) => {
             t.check(|| format!("{name}: keygen pk"), kp.verifying == pk);
-            t.check(|| format!("{name}: keygen sk"), kp.signing.expose() == &sk[..]);
+            t.check(
+                || format!("{name}: keygen sk"),
+                kp.signing.expose() == &sk[..],
+            );
         }
         Err(e) => t.check(|| format!("{name}: keygen: {e}"), false),
     }
@@ -352,16 +458,26 @@ fn run_sig_case(alg: SigAlg, c: &Value, t: &mut Tally) {
             return;
         }
     };
-    let messages = c.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+    let messages = c
+        .get("messages")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     for m in messages {
-        let mname = format!("{name} msg_len {}", m.get("msg_len").map(Value::to_string).unwrap_or_default());
+        let mname = format!(
+            "{name} msg_len {}",
+            m.get("msg_len").map(Value::to_string).unwrap_or_default()
+        );
         let (Some(msg), Some(sm)) = (hex_of(m, "msg"), hex_of(m, "signed_message")) else {
             t.check(|| format!("{mname}: fields missing"), false);
             continue;
         };
         let coins = hex_of(m, "sign_coins").unwrap_or_default();
         match alg.sign(&key, &msg, &mut Coins::new(&coins)) {
-            Ok(ours) => t.check(|| format!("{mname}: sign reproduces signed message"), ours == sm),
+            Ok(ours) => t.check(
+                || format!("{mname}: sign reproduces signed message"),
+                ours == sm,
+            ),
             Err(e) => t.check(|| format!("{mname}: sign: {e}"), false),
         }
         let verify_ok = m.get("verify_ok").and_then(Value::as_bool).unwrap_or(true);
@@ -369,24 +485,35 @@ fn run_sig_case(alg: SigAlg, c: &Value, t: &mut Tally) {
         let understood = !matches!(got, Err(PqError::Unsupported { .. }));
         t.check(
             || format!("{mname}: verify"),
-            understood &&
-            match got {
-                Ok(back) => verify_ok && back == &msg[..],
-                Err(_) => !verify_ok,
-            },
+            understood
+                && match got {
+                    Ok(back) => verify_ok && back == &msg[..],
+                    Err(_) => !verify_ok,
+                },
         );
-        let tampered = m.get("tampered").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+        let tampered = m
+            .get("tampered")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         for (i, tv) in tampered.iter().enumerate() {
             let change = tv.get("change").and_then(Value::as_str).unwrap_or("");
-            let Some((bad_pk, bad_sm)) = tamper_signature(change, &pk, &sm, alg.sizes().signature) else {
-                t.check(|| format!("{mname}: tampered #{i}: change {change:?} not understood"), false);
+            let Some((bad_pk, bad_sm)) = tamper_signature(change, &pk, &sm, alg.sizes().signature)
+            else {
+                t.check(
+                    || format!("{mname}: tampered #{i}: change {change:?} not understood"),
+                    false,
+                );
                 continue;
             };
             let len_ok = tv
                 .get("signed_message_len")
                 .and_then(Value::as_u64)
                 .is_none_or(|n| usize::try_from(n).ok() == Some(bad_sm.len()));
-            let expect_ok = tv.get("verify_ok").and_then(Value::as_bool).unwrap_or(false);
+            let expect_ok = tv
+                .get("verify_ok")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             let got = alg.verify(&bad_pk, &bad_sm);
             // Only a verdict counts: a build that cannot run the algorithm fails the case.
             let understood = !matches!(got, Err(PqError::Unsupported { .. }));
@@ -400,7 +527,12 @@ fn run_sig_case(alg: SigAlg, c: &Value, t: &mut Tally) {
 
 /// Applies a signature tamper description: an XOR into `signed_message[...]` or `pk[...]`,
 /// or a truncation `signed_message[0:len-1]`.
-fn tamper_signature(change: &str, pk: &[u8], sm: &[u8], sig_len: usize) -> Option<(Vec<u8>, Vec<u8>)> {
+fn tamper_signature(
+    change: &str,
+    pk: &[u8],
+    sm: &[u8],
+    sig_len: usize,
+) -> Option<(Vec<u8>, Vec<u8>)> {
     let mut pk = pk.to_vec();
     let mut sm = sm.to_vec();
     if let Some(rest) = change.strip_prefix("truncated:") {
@@ -453,18 +585,27 @@ fn run_default_case(i: usize, c: &Value, t: &mut Tally) {
                 match alg.generate(&mut Coins::new(&kc)) {
                     Ok(kp) => {
                         t.check(|| format!("{name}: {alg} keygen pk"), kp.public == pk);
-                        t.check(|| format!("{name}: {alg} keygen sk"), kp.secret.expose() == &sk[..]);
+                        t.check(
+                            || format!("{name}: {alg} keygen sk"),
+                            kp.secret.expose() == &sk[..],
+                        );
                     }
                     Err(e) => t.check(|| format!("{name}: {alg} keygen: {e}"), false),
                 }
                 match alg.encapsulate(&pk, &mut Coins::new(&ec)) {
                     Ok((c2, s2)) => {
                         t.check(|| format!("{name}: {alg} encaps ct"), c2 == ct);
-                        t.check(|| format!("{name}: {alg} encaps ss"), s2.expose()[..] == ss[..]);
+                        t.check(
+                            || format!("{name}: {alg} encaps ss"),
+                            s2.expose()[..] == ss[..],
+                        );
                     }
                     Err(e) => t.check(|| format!("{name}: {alg} encaps: {e}"), false),
                 }
-                let expect_ok = c.get("kem_decaps_ok").and_then(Value::as_bool).unwrap_or(true);
+                let expect_ok = c
+                    .get("kem_decaps_ok")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true);
                 let got = KemSecretKey::from_bytes(alg, &sk).and_then(|k| alg.decapsulate(&k, &ct));
                 t.check(
                     || format!("{name}: {alg} decaps"),
@@ -490,12 +631,19 @@ fn run_default_case(i: usize, c: &Value, t: &mut Tally) {
                 match alg.generate(&mut Coins::new(&seed)) {
                     Ok(kp) => {
                         t.check(|| format!("{name}: {alg} keygen vk"), kp.verifying == vk);
-                        t.check(|| format!("{name}: {alg} keygen sk"), kp.signing.expose() == &sk[..]);
+                        t.check(
+                            || format!("{name}: {alg} keygen sk"),
+                            kp.signing.expose() == &sk[..],
+                        );
                     }
                     Err(e) => t.check(|| format!("{name}: {alg} keygen: {e}"), false),
                 }
-                let signed = SigningKey::from_bytes(alg, &sk).and_then(|k| alg.sign(&k, &msg, &mut Coins::new(&[])));
-                t.check(|| format!("{name}: {alg} sign reproduces"), signed.as_ref().ok() == Some(&sm));
+                let signed = SigningKey::from_bytes(alg, &sk)
+                    .and_then(|k| alg.sign(&k, &msg, &mut Coins::new(&[])));
+                t.check(
+                    || format!("{name}: {alg} sign reproduces"),
+                    signed.as_ref().ok() == Some(&sm),
+                );
                 let expect_ok = c.get("verify_ok").and_then(Value::as_bool).unwrap_or(true);
                 let got = alg.verify(&vk, &sm);
                 t.check(
@@ -506,7 +654,10 @@ fn run_default_case(i: usize, c: &Value, t: &mut Tally) {
                     },
                 );
             }
-            None => t.check(|| format!("{name}: no signature scheme with these sizes"), false),
+            None => t.check(
+                || format!("{name}: no signature scheme with these sizes"),
+                false,
+            ),
         }
     }
 }
@@ -539,7 +690,10 @@ mod tests {
     #[test]
     fn per_set_file_passes() {
         let t = run_file("pqc_sets.json");
-        eprintln!("pqc_sets.json: {} passed, {} failed, {} skipped", t.passed, t.failed, t.skipped);
+        eprintln!(
+            "pqc_sets.json: {} passed, {} failed, {} skipped",
+            t.passed, t.failed, t.skipped
+        );
         assert!(t.failures.is_empty(), "{:#?}", t.failures);
         assert_eq!(t.skipped, 0);
     }
@@ -548,11 +702,13 @@ mod tests {
     fn tamper_descriptions_are_understood() {
         let pk = [0u8; 4];
         let sm = [0u8; 10];
-        let (_, s) = tamper_signature("signed_message[sig/2] ^= 0x80 (middle)", &pk, &sm, 6).unwrap();
+        let (_, s) =
+            tamper_signature("signed_message[sig/2] ^= 0x80 (middle)", &pk, &sm, 6).unwrap();
         assert_eq!(s[3], 0x80);
         let (_, s) = tamper_signature("truncated: signed_message[0:len-1]", &pk, &sm, 6).unwrap();
         assert_eq!(s.len(), 9);
-        let (p, _) = tamper_signature("unchanged signed message, pk[len-1] ^= 0x01", &pk, &sm, 6).unwrap();
+        let (p, _) =
+            tamper_signature("unchanged signed message, pk[len-1] ^= 0x01", &pk, &sm, 6).unwrap();
         assert_eq!(p[3], 1);
         assert!(tamper_signature("something else", &pk, &sm, 6).is_none());
     }

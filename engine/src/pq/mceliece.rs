@@ -56,11 +56,31 @@ impl Params {
 
 fn params(alg: KemAlg) -> Result<Params, PqError> {
     Ok(match alg {
-        KemAlg::McEliece348864 => Params { m: 12, n: 3488, t: 64 },
-        KemAlg::McEliece460896 => Params { m: 13, n: 4608, t: 96 },
-        KemAlg::McEliece6688128 => Params { m: 13, n: 6688, t: 128 },
-        KemAlg::McEliece6960119 => Params { m: 13, n: 6960, t: 119 },
-        KemAlg::McEliece8192128 => Params { m: 13, n: 8192, t: 128 },
+        KemAlg::McEliece348864 => Params {
+            m: 12,
+            n: 3488,
+            t: 64,
+        },
+        KemAlg::McEliece460896 => Params {
+            m: 13,
+            n: 4608,
+            t: 96,
+        },
+        KemAlg::McEliece6688128 => Params {
+            m: 13,
+            n: 6688,
+            t: 128,
+        },
+        KemAlg::McEliece6960119 => Params {
+            m: 13,
+            n: 6960,
+            t: 119,
+        },
+        KemAlg::McEliece8192128 => Params {
+            m: 13,
+            n: 8192,
+            t: 128,
+        },
         _ => return Err(PqError::AlgorithmMismatch),
     })
 }
@@ -142,7 +162,11 @@ fn syndrome(p: &Params, pk: &[u8], e: &[u8]) -> Vec<u8> {
     let (q, r) = (mt / 8, mt % 8);
     for (k, o) in et.iter_mut().enumerate() {
         let lo = e.get(q + k).copied().unwrap_or(0) >> r;
-        let hi = if r == 0 { 0 } else { e.get(q + k + 1).copied().unwrap_or(0) << (8 - r) };
+        let hi = if r == 0 {
+            0
+        } else {
+            e.get(q + k + 1).copied().unwrap_or(0) << (8 - r)
+        };
         *o = lo | hi;
     }
     let mut s = vec![0u8; p.synd_bytes()];
@@ -161,7 +185,11 @@ fn syndrome(p: &Params, pk: &[u8], e: &[u8]) -> Vec<u8> {
 }
 
 /// Encapsulation from coins drawn from `rng`; returns (C0 ‖ C1, K).
-pub(super) fn encapsulate(alg: KemAlg, pk: &[u8], rng: &mut dyn Entropy) -> Result<(Vec<u8>, SharedSecret), PqError> {
+pub(super) fn encapsulate(
+    alg: KemAlg,
+    pk: &[u8],
+    rng: &mut dyn Entropy,
+) -> Result<(Vec<u8>, SharedSecret), PqError> {
     let p = params(alg)?;
     let e = fixed_weight(&p, rng)?;
     let mut ct = syndrome(&p, pk, &e);
@@ -194,12 +222,17 @@ fn pq_alg(alg: KemAlg) -> Result<pq_mceliece::Algorithm, PqError> {
 
 /// Round-3 SeededKeyGen from the 32-byte seed (retries expand inside, drawing nothing).
 fn keygen_from_seed(alg: KemAlg, seed: &[u8]) -> Result<(Vec<u8>, SecretBytes), PqError> {
-    let (ek, dk) = pq_alg(alg)?.generate_keypair_from_seed(seed).map_err(|_| PqError::Random)?;
+    let (ek, dk) = pq_alg(alg)?
+        .generate_keypair_from_seed(seed)
+        .map_err(|_| PqError::Random)?;
     Ok((ek.value().to_vec(), SecretBytes::from_slice(dk.value())))
 }
 
 /// Key generation from 32 coins (reference-exact), on a thread with a large stack natively.
-pub(super) fn keygen(alg: KemAlg, rng: &mut dyn Entropy) -> Result<(Vec<u8>, SecretBytes), PqError> {
+pub(super) fn keygen(
+    alg: KemAlg,
+    rng: &mut dyn Entropy,
+) -> Result<(Vec<u8>, SecretBytes), PqError> {
     params(alg)?;
     let mut seed = Zeroizing::new([0u8; 32]);
     rng.fill(&mut seed[..])?;
@@ -209,7 +242,10 @@ pub(super) fn keygen(alg: KemAlg, rng: &mut dyn Entropy) -> Result<(Vec<u8>, Sec
         std::thread::Builder::new()
             .stack_size(KEYGEN_STACK)
             .spawn(move || keygen_from_seed(alg, &seed[..]))
-            .map_err(|_| PqError::Unsupported { alg: alg.name(), reason: "cannot start a key-generation thread" })?
+            .map_err(|_| PqError::Unsupported {
+                alg: alg.name(),
+                reason: "cannot start a key-generation thread",
+            })?
             .join()
             .unwrap_or(Err(PqError::Random))
     }
@@ -226,8 +262,12 @@ pub(super) fn keygen(alg: KemAlg, rng: &mut dyn Entropy) -> Result<(Vec<u8>, Sec
 mod fast {
     use super::super::{KemAlg, PqError, SecretBytes};
     use super::{KEYGEN_STACK, PIVOTS};
-    use pqcrypto_classicmceliece::{mceliece348864, mceliece460896, mceliece6688128, mceliece6960119, mceliece8192128};
-    use pqcrypto_traits::kem::{Ciphertext as _, PublicKey as _, SecretKey as _, SharedSecret as _};
+    use pqcrypto_classicmceliece::{
+        mceliece348864, mceliece460896, mceliece6688128, mceliece6960119, mceliece8192128,
+    };
+    use pqcrypto_traits::kem::{
+        Ciphertext as _, PublicKey as _, SecretKey as _, SharedSecret as _,
+    };
 
     macro_rules! per_set {
         ($alg:expr, $m:ident => $body:expr) => {
@@ -276,7 +316,10 @@ mod fast {
         std::thread::Builder::new()
             .stack_size(KEYGEN_STACK)
             .spawn(move || keygen_inner(alg))
-            .map_err(|_| PqError::Unsupported { alg: alg.name(), reason: "cannot start a key-generation thread" })?
+            .map_err(|_| PqError::Unsupported {
+                alg: alg.name(),
+                reason: "cannot start a key-generation thread",
+            })?
             .join()
             .unwrap_or(Err(PqError::Random))
     }
@@ -352,13 +395,17 @@ fn decapsulate_portable(alg: KemAlg, sk: &[u8], ct: &[u8]) -> Result<SharedSecre
             });
         }
     };
-    let dk = a.decapsulation_key_from_bytes(sk).map_err(|_| PqError::InvalidSecretKey)?;
+    let dk = a
+        .decapsulation_key_from_bytes(sk)
+        .map_err(|_| PqError::InvalidSecretKey)?;
     let c = a.ciphertext_from_bytes(ct).map_err(|_| PqError::Length {
         what: "KEM ciphertext",
         expected: alg.sizes().ciphertext,
         actual: ct.len(),
     })?;
-    let ss = a.decapsulate(&dk, &c).map_err(|_| PqError::InvalidSecretKey)?;
+    let ss = a
+        .decapsulate(&dk, &c)
+        .map_err(|_| PqError::InvalidSecretKey)?;
     let mut key = [0u8; 32];
     key.copy_from_slice(ss.value());
     Ok(SharedSecret::new(key))
@@ -373,10 +420,19 @@ mod tests {
     #[test]
     #[cfg(not(target_arch = "wasm32"))]
     fn portable_decapsulation_matches_native() {
-        for alg in [KemAlg::McEliece460896, KemAlg::McEliece6688128, KemAlg::McEliece6960119, KemAlg::McEliece8192128] {
+        for alg in [
+            KemAlg::McEliece460896,
+            KemAlg::McEliece6688128,
+            KemAlg::McEliece6960119,
+            KemAlg::McEliece8192128,
+        ] {
             let kp = alg.generate_ephemeral(&mut OsEntropy).unwrap();
             let (ct, ss) = alg.encapsulate(&kp.public, &mut OsEntropy).unwrap();
-            assert_eq!(decapsulate_portable(alg, kp.secret.expose(), &ct).unwrap(), ss, "{alg}");
+            assert_eq!(
+                decapsulate_portable(alg, kp.secret.expose(), &ct).unwrap(),
+                ss,
+                "{alg}"
+            );
             let mut bad = ct.clone();
             bad[1] ^= 4;
             assert_eq!(
@@ -412,7 +468,11 @@ mod tests {
             bad[0] ^= 1;
             let p = params(alg).unwrap();
             let r = alg.decapsulate(&kp.secret, &bad).unwrap();
-            assert_eq!(r.expose(), &rejection_value(&p, kp.secret.expose(), &bad), "{alg}");
+            assert_eq!(
+                r.expose(),
+                &rejection_value(&p, kp.secret.expose(), &bad),
+                "{alg}"
+            );
         }
     }
 }

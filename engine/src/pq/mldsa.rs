@@ -27,8 +27,8 @@ pub(super) fn verify(alg: SigAlg, vk: &[u8], msg: &[u8], sig: &[u8]) -> Result<b
 #[cfg(not(any(target_arch = "wasm32", feature = "pure")))]
 mod backend {
     use super::super::{PqError, SecretBytes, SigAlg};
-    use libcrux_ml_dsa::{ml_dsa_44, ml_dsa_65, ml_dsa_87};
     use libcrux_ml_dsa::{MLDSASignature, MLDSASigningKey, MLDSAVerificationKey};
+    use libcrux_ml_dsa::{ml_dsa_44, ml_dsa_65, ml_dsa_87};
     use zeroize::Zeroize;
 
     macro_rules! per_set {
@@ -52,7 +52,11 @@ mod backend {
     }
 
     fn array<const N: usize>(what: &'static str, b: &[u8]) -> Result<[u8; N], PqError> {
-        b.try_into().map_err(|_| PqError::Length { what, expected: N, actual: b.len() })
+        b.try_into().map_err(|_| PqError::Length {
+            what,
+            expected: N,
+            actual: b.len(),
+        })
     }
 
     pub(super) fn keygen(alg: SigAlg, xi: [u8; 32]) -> Result<(Vec<u8>, SecretBytes), PqError> {
@@ -88,7 +92,9 @@ mod backend {
 #[cfg(any(target_arch = "wasm32", feature = "pure"))]
 mod backend {
     use super::super::{PqError, SecretBytes, SigAlg};
-    use ml_dsa::{EncodedSignature, EncodedVerifyingKey, ExpandedSigningKey, ExpandedSigningKeyBytes};
+    use ml_dsa::{
+        EncodedSignature, EncodedVerifyingKey, ExpandedSigningKey, ExpandedSigningKeyBytes,
+    };
     use ml_dsa::{MlDsa44, MlDsa65, MlDsa87, MlDsaParams, Signature, SigningKey, VerifyingKey};
 
     fn keygen_p<P: MlDsaParams>(xi: [u8; 32]) -> (Vec<u8>, SecretBytes) {
@@ -100,22 +106,29 @@ mod backend {
     }
 
     fn sign_p<P: MlDsaParams>(sk: &[u8], msg: &[u8]) -> Result<Vec<u8>, PqError> {
-        let enc = ExpandedSigningKeyBytes::<P>::try_from(sk).map_err(|_| PqError::InvalidSecretKey)?;
+        let enc =
+            ExpandedSigningKeyBytes::<P>::try_from(sk).map_err(|_| PqError::InvalidSecretKey)?;
         // The crate's expanded-key decoding trusts its input; check s1 and s2 first.
         if !super::expanded_sk_in_range(sk) {
             return Err(PqError::InvalidSecretKey);
         }
         #[allow(deprecated)]
         let key = ExpandedSigningKey::<P>::from_expanded(&enc);
-        let sig = key.sign_deterministic(msg, b"").map_err(|_| PqError::SigningFailed)?;
+        let sig = key
+            .sign_deterministic(msg, b"")
+            .map_err(|_| PqError::SigningFailed)?;
         Ok(sig.encode().to_vec())
     }
 
     fn verify_p<P: MlDsaParams>(vk: &[u8], msg: &[u8], sig: &[u8]) -> Result<bool, PqError> {
         let enc = EncodedVerifyingKey::<P>::try_from(vk).map_err(|_| PqError::InvalidPublicKey)?;
         let key = VerifyingKey::<P>::decode(&enc);
-        let Ok(esig) = EncodedSignature::<P>::try_from(sig) else { return Ok(false) };
-        let Some(s) = Signature::<P>::decode(&esig) else { return Ok(false) };
+        let Ok(esig) = EncodedSignature::<P>::try_from(sig) else {
+            return Ok(false);
+        };
+        let Some(s) = Signature::<P>::decode(&esig) else {
+            return Ok(false);
+        };
         Ok(key.verify_with_context(msg, b"", &s))
     }
 

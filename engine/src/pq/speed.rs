@@ -62,8 +62,16 @@ const KEM_OPS: &[PqOp] = &[PqOp::Keygen, PqOp::Encaps, PqOp::Decaps];
 const SIG_OPS: &[PqOp] = &[PqOp::Keygen, PqOp::Sign, PqOp::Verify];
 
 enum State {
-    Kem { alg: KemAlg, kp: KemKeyPair, ct: Vec<u8> },
-    Sig { alg: SigAlg, kp: SigKeyPair, signed: Vec<u8> },
+    Kem {
+        alg: KemAlg,
+        kp: KemKeyPair,
+        ct: Vec<u8>,
+    },
+    Sig {
+        alg: SigAlg,
+        kp: SigKeyPair,
+        signed: Vec<u8>,
+    },
 }
 
 /// Prepared keys, ciphertext and signature for one parameter set.
@@ -87,14 +95,21 @@ impl PqBench {
         if let Some(alg) = KemAlg::from_token(token) {
             let kp = alg.generate_ephemeral(rng)?;
             let (ct, _) = alg.encapsulate(&kp.public, rng)?;
-            return Ok(PqBench { state: State::Kem { alg, kp, ct } });
+            return Ok(PqBench {
+                state: State::Kem { alg, kp, ct },
+            });
         }
         if let Some(alg) = SigAlg::from_token(token) {
             let kp = alg.generate(rng)?;
             let signed = alg.sign(&kp.signing, &[0x5a; 64], rng)?;
-            return Ok(PqBench { state: State::Sig { alg, kp, signed } });
+            return Ok(PqBench {
+                state: State::Sig { alg, kp, signed },
+            });
         }
-        Err(PqError::Unsupported { alg: "unknown token", reason: "not a DKTP parameter-set token" })
+        Err(PqError::Unsupported {
+            alg: "unknown token",
+            reason: "not a DKTP parameter-set token",
+        })
     }
 
     /// The operations this set has.
@@ -109,12 +124,21 @@ impl PqBench {
     pub fn run(&mut self, op: PqOp, rng: &mut dyn Entropy) -> Result<(), PqError> {
         match (&self.state, op) {
             (State::Kem { alg, .. }, PqOp::Keygen) => alg.generate_ephemeral(rng).map(drop),
-            (State::Kem { alg, kp, .. }, PqOp::Encaps) => alg.encapsulate(&kp.public, rng).map(drop),
+            (State::Kem { alg, kp, .. }, PqOp::Encaps) => {
+                alg.encapsulate(&kp.public, rng).map(drop)
+            }
             (State::Kem { alg, kp, ct }, PqOp::Decaps) => alg.decapsulate(&kp.secret, ct).map(drop),
             (State::Sig { alg, .. }, PqOp::Keygen) => alg.generate(rng).map(drop),
-            (State::Sig { alg, kp, .. }, PqOp::Sign) => alg.sign(&kp.signing, &[0x5a; 64], rng).map(drop),
-            (State::Sig { alg, kp, signed }, PqOp::Verify) => alg.verify(&kp.verifying, signed).map(drop),
-            _ => Err(PqError::Unsupported { alg: "operation", reason: "not an operation of this set" }),
+            (State::Sig { alg, kp, .. }, PqOp::Sign) => {
+                alg.sign(&kp.signing, &[0x5a; 64], rng).map(drop)
+            }
+            (State::Sig { alg, kp, signed }, PqOp::Verify) => {
+                alg.verify(&kp.verifying, signed).map(drop)
+            }
+            _ => Err(PqError::Unsupported {
+                alg: "operation",
+                reason: "not an operation of this set",
+            }),
         }
     }
 }

@@ -63,9 +63,27 @@ impl Params {
     }
 }
 
-const S128: Params = Params { n: 16, h: 63, d: 7, a: 12, k: 14 };
-const S192: Params = Params { n: 24, h: 63, d: 7, a: 14, k: 17 };
-const S256: Params = Params { n: 32, h: 64, d: 8, a: 14, k: 22 };
+const S128: Params = Params {
+    n: 16,
+    h: 63,
+    d: 7,
+    a: 12,
+    k: 14,
+};
+const S192: Params = Params {
+    n: 24,
+    h: 63,
+    d: 7,
+    a: 14,
+    k: 17,
+};
+const S256: Params = Params {
+    n: 32,
+    h: 64,
+    d: 8,
+    a: 14,
+    k: 22,
+};
 
 fn params(alg: SigAlg) -> Result<Params, PqError> {
     match alg {
@@ -227,7 +245,11 @@ impl Ctx<'_> {
 
     fn wots_sign(&self, sig: &mut [u8], msg: &[u8], adrs: &mut Adrs) {
         let n = self.p.n;
-        for (i, (c, &l)) in sig.chunks_exact_mut(n).zip(self.chain_lengths(msg).iter()).enumerate() {
+        for (i, (c, &l)) in sig
+            .chunks_exact_mut(n)
+            .zip(self.chain_lengths(msg).iter())
+            .enumerate()
+        {
             self.wots_sk(c, adrs, i);
             self.chain(c, 0, l, adrs);
         }
@@ -236,7 +258,11 @@ impl Ctx<'_> {
     fn wots_pk_from_sig(&self, sig: &[u8], msg: &[u8], adrs: &mut Adrs) -> Vec<u8> {
         let n = self.p.n;
         let mut pk = sig[..self.p.wots_len() * n].to_vec();
-        for (i, (c, &l)) in pk.chunks_exact_mut(n).zip(self.chain_lengths(msg).iter()).enumerate() {
+        for (i, (c, &l)) in pk
+            .chunks_exact_mut(n)
+            .zip(self.chain_lengths(msg).iter())
+            .enumerate()
+        {
             adrs.chain(i as u32);
             self.chain(c, l, W - 1 - l, adrs);
         }
@@ -252,8 +278,7 @@ impl Ctx<'_> {
         &self,
         root: &mut [u8],
         auth: &mut [u8],
-        leaf_idx: u32,
-        idx_offset: u32,
+        (leaf_idx, idx_offset): (u32, u32),
         height: usize,
         adrs: &mut Adrs,
         leaf: &dyn Fn(&mut [u8], u32),
@@ -280,7 +305,15 @@ impl Ctx<'_> {
     }
 
     /// Root from a leaf and its authentication path.
-    fn compute_root(&self, leaf: &[u8], leaf_idx: u32, idx_offset: u32, auth: &[u8], height: usize, adrs: &mut Adrs) -> Vec<u8> {
+    fn compute_root(
+        &self,
+        leaf: &[u8],
+        leaf_idx: u32,
+        idx_offset: u32,
+        auth: &[u8],
+        height: usize,
+        adrs: &mut Adrs,
+    ) -> Vec<u8> {
         let n = self.p.n;
         let mut node = leaf[..n].to_vec();
         let mut buf = vec![0u8; 2 * n];
@@ -304,9 +337,14 @@ impl Ctx<'_> {
     fn xmss_treehash(&self, root: &mut [u8], auth: &mut [u8], leaf_idx: u32, tree_adrs: &Adrs) {
         let mut adrs = *tree_adrs;
         let base = *tree_adrs;
-        self.treehash(root, auth, leaf_idx, 0, self.p.tree_height(), &mut adrs, &|out, idx| {
-            self.wots_leaf(out, &base, idx)
-        });
+        self.treehash(
+            root,
+            auth,
+            (leaf_idx, 0),
+            self.p.tree_height(),
+            &mut adrs,
+            &|out, idx| self.wots_leaf(out, &base, idx),
+        );
     }
 
     // --- FORS (§5) ----------------------------------------------------------------------
@@ -342,16 +380,26 @@ impl Ctx<'_> {
         let t = 1u32 << a;
         let mut roots = vec![0u8; self.p.k * n];
         let mut tree_adrs = fors_adrs.keypair_of(ADDR_FORSTREE);
-        for (i, (&idx, part)) in self.fors_indices(md).iter().zip(sig.chunks_exact_mut((a + 1) * n)).enumerate() {
+        for (i, (&idx, part)) in self
+            .fors_indices(md)
+            .iter()
+            .zip(sig.chunks_exact_mut((a + 1) * n))
+            .enumerate()
+        {
             let offset = i as u32 * t;
             tree_adrs.tree_height(0);
             tree_adrs.tree_index(idx + offset);
             self.prf(&mut part[..n], &tree_adrs);
             let (_, auth) = part.split_at_mut(n);
             let base = *fors_adrs;
-            self.treehash(&mut roots[i * n..(i + 1) * n], auth, idx, offset, a, &mut tree_adrs, &|out, j| {
-                self.fors_leaf(out, &base, j)
-            });
+            self.treehash(
+                &mut roots[i * n..(i + 1) * n],
+                auth,
+                (idx, offset),
+                a,
+                &mut tree_adrs,
+                &|out, j| self.fors_leaf(out, &base, j),
+            );
         }
         let mut pk = vec![0u8; n];
         self.thash(&mut pk, &roots, &fors_adrs.keypair_of(ADDR_FORSPK));
@@ -363,7 +411,12 @@ impl Ctx<'_> {
         let t = 1u32 << a;
         let mut roots = vec![0u8; self.p.k * n];
         let mut tree_adrs = fors_adrs.keypair_of(ADDR_FORSTREE);
-        for (i, (&idx, part)) in self.fors_indices(md).iter().zip(sig.chunks_exact((a + 1) * n)).enumerate() {
+        for (i, (&idx, part)) in self
+            .fors_indices(md)
+            .iter()
+            .zip(sig.chunks_exact((a + 1) * n))
+            .enumerate()
+        {
             let offset = i as u32 * t;
             tree_adrs.tree_height(0);
             tree_adrs.tree_index(idx + offset);
@@ -403,9 +456,17 @@ pub(super) fn keygen(alg: SigAlg, coins: &[u8]) -> Result<(Vec<u8>, SecretBytes)
     let p = params(alg)?;
     let n = p.n;
     if coins.len() != 3 * n {
-        return Err(PqError::Length { what: "SPHINCS+ seed", expected: 3 * n, actual: coins.len() });
+        return Err(PqError::Length {
+            what: "SPHINCS+ seed",
+            expected: 3 * n,
+            actual: coins.len(),
+        });
     }
-    let ctx = Ctx { p, pk_seed: &coins[2 * n..], sk_seed: &coins[..n] };
+    let ctx = Ctx {
+        p,
+        pk_seed: &coins[2 * n..],
+        sk_seed: &coins[..n],
+    };
     let mut top = Adrs::default();
     top.layer((p.d - 1) as u32);
     top.typ(ADDR_HASHTREE);
@@ -424,14 +485,22 @@ pub(super) fn sign(alg: SigAlg, sk: &[u8], msg: &[u8], optrand: &[u8]) -> Result
     let p = params(alg)?;
     let n = p.n;
     if sk.len() != 4 * n {
-        return Err(PqError::Length { what: "SPHINCS+ secret key", expected: 4 * n, actual: sk.len() });
+        return Err(PqError::Length {
+            what: "SPHINCS+ secret key",
+            expected: 4 * n,
+            actual: sk.len(),
+        });
     }
     if optrand.len() != n {
         return Err(PqError::Random);
     }
     let (sk_seed, rest) = sk.split_at(n);
     let (sk_prf, pk) = rest.split_at(n);
-    let ctx = Ctx { p, pk_seed: &pk[..n], sk_seed };
+    let ctx = Ctx {
+        p,
+        pk_seed: &pk[..n],
+        sk_seed,
+    };
     let mut sig = vec![0u8; p.sig_len()];
     // R = PRF_msg(SK.prf, OptRand, M).
     let mut h = Shake256::default();
@@ -470,12 +539,20 @@ pub(super) fn verify(alg: SigAlg, pk: &[u8], msg: &[u8], sig: &[u8]) -> Result<b
     let p = params(alg)?;
     let n = p.n;
     if pk.len() != 2 * n {
-        return Err(PqError::Length { what: "SPHINCS+ public key", expected: 2 * n, actual: pk.len() });
+        return Err(PqError::Length {
+            what: "SPHINCS+ public key",
+            expected: 2 * n,
+            actual: pk.len(),
+        });
     }
     if sig.len() != p.sig_len() {
         return Ok(false);
     }
-    let ctx = Ctx { p, pk_seed: &pk[..n], sk_seed: &[] };
+    let ctx = Ctx {
+        p,
+        pk_seed: &pk[..n],
+        sk_seed: &[],
+    };
     let (md, mut tree, mut leaf) = hash_message(&p, &sig[..n], pk, msg);
     let mut fors_adrs = Adrs::default();
     fors_adrs.tree(tree);
