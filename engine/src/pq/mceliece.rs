@@ -379,10 +379,30 @@ pub(super) fn decapsulate(alg: KemAlg, sk: &[u8], ct: &[u8]) -> Result<SharedSec
     }
 }
 
-/// Decapsulation through pq-mceliece's "pc" sets (round-3 ciphertexts), for wasm32.
+/// Decapsulation in pure Rust, for wasm32: pq-mceliece's "pc" sets (round-3 ciphertexts),
+/// and classic-mceliece-rust 2.0 for mceliece348864.
 #[allow(dead_code)]
 fn decapsulate_portable(alg: KemAlg, sk: &[u8], ct: &[u8]) -> Result<SharedSecret, PqError> {
     use pq_mceliece::Algorithm as A;
+    #[cfg(any(target_arch = "wasm32", feature = "pure"))]
+    if alg == KemAlg::McEliece348864 {
+        use mceliece_r3_s1::{CRYPTO_CIPHERTEXTBYTES as CT, CRYPTO_SECRETKEYBYTES as SK};
+        let c: [u8; CT] = ct.try_into().map_err(|_| PqError::Length {
+            what: "KEM ciphertext",
+            expected: CT,
+            actual: ct.len(),
+        })?;
+        let b: Box<[u8; SK]> = sk
+            .to_vec()
+            .into_boxed_slice()
+            .try_into()
+            .map_err(|_| PqError::InvalidSecretKey)?;
+        let key = mceliece_r3_s1::SecretKey::from(b);
+        let ss = mceliece_r3_s1::decapsulate_boxed(&mceliece_r3_s1::Ciphertext::from(c), &key);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ss.as_array());
+        return Ok(SharedSecret::new(out));
+    }
     let a = match alg {
         KemAlg::McEliece460896 => A::McEliece460896pc,
         KemAlg::McEliece6688128 => A::McEliece6688128pc,
@@ -420,12 +440,16 @@ mod tests {
     #[test]
     #[cfg(not(target_arch = "wasm32"))]
     fn portable_decapsulation_matches_native() {
-        for alg in [
+        let mut sets = vec![
             KemAlg::McEliece460896,
             KemAlg::McEliece6688128,
             KemAlg::McEliece6960119,
             KemAlg::McEliece8192128,
-        ] {
+        ];
+        if cfg!(feature = "pure") {
+            sets.push(KemAlg::McEliece348864);
+        }
+        for alg in sets {
             let kp = alg.generate_ephemeral(&mut OsEntropy).unwrap();
             let (ct, ss) = alg.encapsulate(&kp.public, &mut OsEntropy).unwrap();
             assert_eq!(
@@ -441,6 +465,7 @@ mod tests {
                 "{alg}"
             );
         }
+        #[cfg(not(feature = "pure"))]
         assert!(matches!(
             decapsulate_portable(KemAlg::McEliece348864, &[0u8; 6492], &[0u8; 128]),
             Err(PqError::Unsupported { .. })

@@ -155,40 +155,108 @@ impl Adrs {
 // ---------------------------------------------------------------------------------------
 // Tweakable hashes, SHAKE-256 robust (§7.2.1).
 
-struct Ctx<'a> {
-    p: Params,
-    pk_seed: &'a [u8],
-    sk_seed: &'a [u8],
+/// A SHAKE-256 sponge on Keccak-f[1600] for the many short hashes of the hot path (the
+/// general-purpose hasher's per-call set-up dominates at these input sizes).
+#[derive(Clone)]
+struct Sponge {
+    s: [u64; 25],
+    pos: usize,
+    f: keccak::Fn1600,
 }
 
-impl Ctx<'_> {
+const RATE: usize = 136;
+
+impl Sponge {
+    fn new(f: keccak::Fn1600) -> Self {
+        Sponge {
+            s: [0; 25],
+            pos: 0,
+            f,
+        }
+    }
+    fn absorb(&mut self, data: &[u8]) {
+        for &b in data {
+            self.s[self.pos / 8] ^= u64::from(b) << (8 * (self.pos % 8));
+            self.pos += 1;
+            if self.pos == RATE {
+                (self.f)(&mut self.s);
+                self.pos = 0;
+            }
+        }
+    }
+    /// Pads (SHAKE domain 0x1F) and permutes; the sponge is then ready to squeeze.
+    fn finish(&mut self) {
+        self.s[self.pos / 8] ^= 0x1F << (8 * (self.pos % 8));
+        self.s[(RATE - 1) / 8] ^= 0x80 << (8 * ((RATE - 1) % 8));
+        (self.f)(&mut self.s);
+        self.pos = 0;
+    }
+    fn squeeze(&mut self, out: &mut [u8]) {
+        for o in out.iter_mut() {
+            if self.pos == RATE {
+                (self.f)(&mut self.s);
+                self.pos = 0;
+            }
+            *o = (self.s[self.pos / 8] >> (8 * (self.pos % 8))) as u8;
+            self.pos += 1;
+        }
+    }
+}
+
+impl Drop for Sponge {
+    fn drop(&mut self) {
+        self.s.zeroize();
+    }
+}
+
+fn keccak_f1600() -> keccak::Fn1600 {
+    let mut f: Option<keccak::Fn1600> = None;
+    keccak::Keccak::new().with_f1600(|g| f = Some(g));
+    // `with_f1600` always calls its closure.
+    f.unwrap_or_else(|| unreachable!())
+}
+
+struct Ctx<'a> {
+    p: Params,
+    sk_seed: &'a [u8],
+    /// The sponge after absorbing PK.seed (shorter than the rate, so not yet permuted).
+    seeded: Sponge,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(p: Params, pk_seed: &'a [u8], sk_seed: &'a [u8]) -> Self {
+        let mut seeded = Sponge::new(keccak_f1600());
+        seeded.absorb(pk_seed);
+        Ctx { p, sk_seed, seeded }
+    }
+
     /// T_l(PK.seed, ADRS, M) = SHAKE256(PK.seed ‖ ADRS ‖ (M ⊕ SHAKE256(PK.seed ‖ ADRS, |M|)), n).
     fn thash(&self, out: &mut [u8], input: &[u8], adrs: &Adrs) {
-        let mut mask_xof = Shake256::default();
-        mask_xof.update(self.pk_seed);
-        mask_xof.update(&adrs.0);
-        let mut mask_reader = mask_xof.finalize_xof();
-        let mut h = Shake256::default();
-        h.update(self.pk_seed);
-        h.update(&adrs.0);
-        let mut buf = [0u8; 136];
-        for chunk in input.chunks(136) {
+        let mut prefix = self.seeded.clone();
+        prefix.absorb(&adrs.0);
+        let mut mask = prefix.clone();
+        mask.finish();
+        let mut h = prefix;
+        let mut buf = [0u8; RATE];
+        for chunk in input.chunks(RATE) {
             let b = &mut buf[..chunk.len()];
-            mask_reader.read(b);
+            mask.squeeze(b);
             for (x, m) in b.iter_mut().zip(chunk) {
                 *x ^= m;
             }
-            h.update(b);
+            h.absorb(b);
         }
-        h.finalize_xof().read(&mut out[..self.p.n]);
+        h.finish();
+        h.squeeze(&mut out[..self.p.n]);
     }
 
     /// PRF(SK.seed, ADRS) = SHAKE256(SK.seed ‖ ADRS, n) (round 3, version 3).
     fn prf(&self, out: &mut [u8], adrs: &Adrs) {
-        let mut h = Shake256::default();
-        h.update(self.sk_seed);
-        h.update(&adrs.0);
-        h.finalize_xof().read(&mut out[..self.p.n]);
+        let mut h = Sponge::new(self.seeded.f);
+        h.absorb(self.sk_seed);
+        h.absorb(&adrs.0);
+        h.finish();
+        h.squeeze(&mut out[..self.p.n]);
     }
 
     // --- WOTS+ (§3) ------------------------------------------------------------------
@@ -278,8 +346,7 @@ impl Ctx<'_> {
         &self,
         root: &mut [u8],
         auth: &mut [u8],
-        leaf_idx: u32,
-        idx_offset: u32,
+        (leaf_idx, idx_offset): (u32, u32),
         height: usize,
         adrs: &mut Adrs,
         leaf: &dyn Fn(&mut [u8], u32),
@@ -341,8 +408,7 @@ impl Ctx<'_> {
         self.treehash(
             root,
             auth,
-            leaf_idx,
-            0,
+            (leaf_idx, 0),
             self.p.tree_height(),
             &mut adrs,
             &|out, idx| self.wots_leaf(out, &base, idx),
@@ -397,8 +463,7 @@ impl Ctx<'_> {
             self.treehash(
                 &mut roots[i * n..(i + 1) * n],
                 auth,
-                idx,
-                offset,
+                (idx, offset),
                 a,
                 &mut tree_adrs,
                 &|out, j| self.fors_leaf(out, &base, j),
@@ -465,11 +530,7 @@ pub(super) fn keygen(alg: SigAlg, coins: &[u8]) -> Result<(Vec<u8>, SecretBytes)
             actual: coins.len(),
         });
     }
-    let ctx = Ctx {
-        p,
-        pk_seed: &coins[2 * n..],
-        sk_seed: &coins[..n],
-    };
+    let ctx = Ctx::new(p, &coins[2 * n..], &coins[..n]);
     let mut top = Adrs::default();
     top.layer((p.d - 1) as u32);
     top.typ(ADDR_HASHTREE);
@@ -499,11 +560,7 @@ pub(super) fn sign(alg: SigAlg, sk: &[u8], msg: &[u8], optrand: &[u8]) -> Result
     }
     let (sk_seed, rest) = sk.split_at(n);
     let (sk_prf, pk) = rest.split_at(n);
-    let ctx = Ctx {
-        p,
-        pk_seed: &pk[..n],
-        sk_seed,
-    };
+    let ctx = Ctx::new(p, &pk[..n], sk_seed);
     let mut sig = vec![0u8; p.sig_len()];
     // R = PRF_msg(SK.prf, OptRand, M).
     let mut h = Shake256::default();
@@ -551,11 +608,7 @@ pub(super) fn verify(alg: SigAlg, pk: &[u8], msg: &[u8], sig: &[u8]) -> Result<b
     if sig.len() != p.sig_len() {
         return Ok(false);
     }
-    let ctx = Ctx {
-        p,
-        pk_seed: &pk[..n],
-        sk_seed: &[],
-    };
+    let ctx = Ctx::new(p, &pk[..n], &[]);
     let (md, mut tree, mut leaf) = hash_message(&p, &sig[..n], pk, msg);
     let mut fors_adrs = Adrs::default();
     fors_adrs.tree(tree);
