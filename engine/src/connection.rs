@@ -299,12 +299,10 @@ impl Connection {
             self.outbox.push_back(o);
         }
         if let Err(e) = &r {
-            session.abort();
-            if !matches!(e, Error::PeerReported { .. } | Error::Misuse(_))
-                && let Ok(p) = session.close_with(e.wire_code(), now)
-            {
+            if let Some(p) = session.reply_for(e, now) {
                 self.outbox.push_back(Output::Transmit(p));
             }
+            session.abort();
         }
         r
     }
@@ -427,6 +425,32 @@ impl<S: FnMut(&[u8]), R: FnMut(&[u8]), E: FnMut(&Event)> Tunnel<S, R, E> {
                 Output::Event(e) => (self.event)(&e),
             }
         }
+    }
+
+    /// The transport reached its end. A reference peer closing before establishment sends
+    /// an error packet whose header declares 65 bytes but carries one and then shuts the
+    /// socket (FACTS §4): that partial packet is handled here and reported as the peer's
+    /// error. Any other leftover is a truncated packet.
+    pub fn end_of_stream(&mut self, now: u64, rng: &mut dyn Entropy) -> Result<(), Error> {
+        let rest = core::mem::take(&mut self.inbuf);
+        let r = if rest.is_empty() || self.conn.is_closed() {
+            Ok(())
+        } else if rest.first() == Some(&packet::Flag::ErrorCondition.as_u8())
+            && self.conn.session().is_none()
+        {
+            self.conn.handle_packet(&rest, now, rng)
+        } else {
+            Err(self.conn.fail(
+                crate::error::Malformed::Truncated {
+                    needed: packet::HEADER_LEN,
+                    got: rest.len(),
+                }
+                .into(),
+                now,
+            ))
+        };
+        self.flush();
+        r
     }
 
     /// Encrypts and sends an application message.

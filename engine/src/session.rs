@@ -346,6 +346,17 @@ impl Session {
         Ok(packet)
     }
 
+    /// The encrypted error packet to send after `error` ended the session: the failure's
+    /// code sealed on the transmit channel (86 bytes), or `None` where nothing is sent (the
+    /// peer's own close or error, local misuse, a dead transmit channel).
+    pub fn reply_for(&mut self, error: &Error, now: u64) -> Option<Vec<u8>> {
+        if matches!(error, Error::PeerReported { .. } | Error::Misuse(_)) {
+            return None;
+        }
+        self.abort();
+        self.close_with(error.wire_code(), now).ok()
+    }
+
     /// Starts an asymmetric ratchet that re-keys our transmit direction (FACTS §8): returns
     /// the request packet. Refused while our previous request is outstanding
     /// ([`Misuse::RatchetOutstanding`]) and in McEliece configurations, whose request does

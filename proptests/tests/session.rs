@@ -584,20 +584,32 @@ fn dilithium_kyber_sessions() {
     }
 }
 
+/// Runs `f` on a thread with a large stack (McEliece keeps big matrices on the stack).
+fn big_stack(f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
 #[test]
 fn mceliece_s1_session() {
-    full_session("dilithium-s1_mceliece-s1_sha3_rcs".parse().unwrap());
+    big_stack(|| full_session("dilithium-s1_mceliece-s1_sha3_rcs".parse().unwrap()));
 }
 
 #[test]
 #[ignore = "slow: McEliece key generation and SPHINCS+ signing; run with --ignored --release"]
 fn every_other_mceliece_session() {
-    for config in Config::ALL {
-        let name = config.to_string();
-        if config.kem().is_mceliece() && name != "dilithium-s1_mceliece-s1_sha3_rcs" {
-            full_session(config);
+    big_stack(|| {
+        for config in Config::ALL {
+            let name = config.to_string();
+            if config.kem().is_mceliece() && name != "dilithium-s1_mceliece-s1_sha3_rcs" {
+                full_session(config);
+            }
         }
-    }
+    });
 }
 
 #[test]

@@ -608,6 +608,51 @@ mod tests {
         assert!(t.passed > 50, "only {} checks", t.passed);
     }
 
+    /// Replays every file of `transcripts/` whose name starts with `prefix`, on a thread
+    /// with a large stack (McEliece key generation keeps big matrices on the stack).
+    fn replay_files(prefix: &'static str, expected_files: usize) {
+        let dir = format!("{}/data/transcripts", env!("CARGO_MANIFEST_DIR"));
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with(prefix) && n.ends_with(".json"))
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), expected_files, "{names:?}");
+        std::thread::Builder::new()
+            .stack_size(256 << 20)
+            .spawn(move || {
+                for n in names {
+                    let t = run_value(&load(&format!("transcripts/{n}")));
+                    assert_eq!(t.failed, 0, "{n}: {:#?}", t.failures);
+                    assert_eq!(t.skipped, 0, "{n}");
+                    assert!(t.passed > 50, "{n}: only {} checks", t.passed);
+                }
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn dilithium_kyber_transcripts_replay() {
+        replay_files("dilithium-s1_kyber", 1);
+        replay_files("dilithium-s3_kyber", 1);
+        replay_files("dilithium-s5_kyber", 1);
+    }
+
+    #[test]
+    fn dilithium_mceliece_transcripts_replay() {
+        replay_files("dilithium-s1_mceliece", 1);
+        replay_files("dilithium-s3_mceliece", 1);
+        replay_files("dilithium-s5_mceliece", 3);
+    }
+
+    #[test]
+    fn sphincs_mceliece_transcripts_replay() {
+        replay_files("sphincs-", 5);
+    }
+
     /// Flips one byte (the middle hex digit) of a hex string at `pointer`.
     fn flip(v: &mut Value, pointer: &str) -> bool {
         let Some(Value::String(s)) = v.pointer_mut(pointer) else {

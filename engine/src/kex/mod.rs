@@ -36,11 +36,14 @@ mod tests;
 
 pub use gate::ReplayGate;
 
+use std::sync::Arc;
+
 use crate::config::Config;
 use crate::error::{CryptoFailure, Error, Malformed, Misuse};
 use crate::key_schedule::{ChannelKey, Pss, RATCHET_DOMAIN};
 use crate::packet::{self, Flag, FlagCheck, HEADER_LEN, HandshakeExpect, Header, PLAIN_ERROR_LEN};
 use crate::peer_key::{KEYID_SIZE, LocalPeerKey, RemotePeerKey};
+use crate::pool::KeyPool;
 use crate::pq::{Entropy, KemAlg, KemKeyPair, PqError, SigAlg, SigningKey};
 use crate::rcs::Rcs512Channel;
 use crate::transcript::{HASH_LEN, Hash};
@@ -59,11 +62,12 @@ pub enum EphemeralKeys {
 }
 
 /// Per-deployment settings shared by the handshake and the session.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Settings {
     ratchet_domain: Vec<u8>,
     flag_check: FlagCheck,
     ephemeral: EphemeralKeys,
+    pool: Option<Arc<KeyPool>>,
 }
 
 impl Default for Settings {
@@ -72,9 +76,25 @@ impl Default for Settings {
             ratchet_domain: RATCHET_DOMAIN.to_vec(),
             flag_check: FlagCheck::Strict,
             ephemeral: EphemeralKeys::Fastest,
+            pool: None,
         }
     }
 }
+
+impl PartialEq for Settings {
+    fn eq(&self, other: &Settings) -> bool {
+        self.ratchet_domain == other.ratchet_domain
+            && self.flag_check == other.flag_check
+            && self.ephemeral == other.ephemeral
+            && match (&self.pool, &other.pool) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+    }
+}
+
+impl Eq for Settings {}
 
 impl Settings {
     /// Sets the domain identity, the cSHAKE function name N of the asymmetric-ratchet
@@ -103,6 +123,14 @@ impl Settings {
         self
     }
 
+    /// Takes ephemeral key pairs of the pool's KEM from `pool` (pre-generated in the
+    /// background; a server shares one among its handshakes). Other KEMs, and
+    /// [`EphemeralKeys::FromRng`], generate as before.
+    pub fn with_key_pool(mut self, pool: Arc<KeyPool>) -> Settings {
+        self.pool = Some(pool);
+        self
+    }
+
     /// The ratchet domain string.
     pub fn ratchet_domain(&self) -> &[u8] {
         &self.ratchet_domain
@@ -123,9 +151,10 @@ impl Settings {
         kem: KemAlg,
         rng: &mut dyn Entropy,
     ) -> Result<KemKeyPair, Error> {
-        match self.ephemeral {
-            EphemeralKeys::Fastest => kem.generate_ephemeral(rng),
-            EphemeralKeys::FromRng => kem.generate(rng),
+        match (self.ephemeral, &self.pool) {
+            (EphemeralKeys::FromRng, _) => kem.generate(rng),
+            (EphemeralKeys::Fastest, Some(pool)) if pool.alg() == kem => pool.take(rng),
+            (EphemeralKeys::Fastest, _) => kem.generate_ephemeral(rng),
         }
         .map_err(local_pq_error)
     }

@@ -959,3 +959,80 @@ fn mceliece_sessions_refuse_to_ratchet() {
     assert_eq!(rng.used, 0);
     assert!(s.is_open());
 }
+
+#[test]
+fn states_sessions_and_connections_are_send() {
+    fn send<T: Send>() {}
+    send::<client::AwaitConnectResponse>();
+    send::<client::AwaitExchangeResponse>();
+    send::<client::AwaitEstablishResponse>();
+    send::<server::AwaitConnectRequest>();
+    send::<server::AwaitExchangeRequest>();
+    send::<server::AwaitEstablishRequest>();
+    send::<Session>();
+    send::<Connection>();
+    send::<Settings>();
+    send::<ReplayGate>();
+}
+
+#[test]
+fn key_pool_supplies_ephemeral_keys() {
+    use crate::pool::KeyPool;
+    use std::sync::Arc;
+    let pool = Arc::new(KeyPool::new(crate::pq::KemAlg::MlKem1024, 2).unwrap());
+    pool.wait_ready(2).unwrap();
+    let settings = Settings::default().with_key_pool(pool.clone());
+    assert_eq!(settings, settings.clone());
+    assert_ne!(settings, Settings::default());
+    let (ck, sk) = pair(Config::DEFAULT, NOW);
+    let (mut crng, mut srng) = (TestRng::new("c"), TestRng::new("s"));
+    let mut c = Connection::connect(ck, settings.clone(), NOW, &mut crng).unwrap();
+    let mut s = Connection::listen(settings);
+    let Some(Output::Transmit(first)) = c.poll_output() else {
+        panic!()
+    };
+    s.handle_connect_request(
+        &first,
+        NOW,
+        &mut srng,
+        &mut SinglePeer(sk),
+        &mut ReplayGate::default(),
+    )
+    .unwrap();
+    pump(&mut c, &mut s, &mut crng, &mut srng);
+    assert!(c.is_established() && s.is_established());
+    c.start_ratchet(NOW, &mut crng).unwrap();
+    pump(&mut c, &mut s, &mut crng, &mut srng);
+    assert!(!c.session().unwrap().ratchet_outstanding());
+}
+
+#[test]
+fn tunnel_end_of_stream_reports_a_partial_reference_close() {
+    use crate::connection::Tunnel;
+    let (ck, _) = pair(Config::DEFAULT, NOW);
+    let mut rng = TestRng::new("t");
+    let mut sent = 0usize;
+    let mut t = Tunnel::connect(
+        ck,
+        Settings::default(),
+        NOW,
+        &mut rng,
+        |_| sent += 1,
+        |_| {},
+    )
+    .unwrap();
+    // The reference's close before establishment: the header says 65, one byte follows.
+    let mut p = Header::new(Flag::ErrorCondition, 65, 0, NOW)
+        .encode()
+        .to_vec();
+    p.push(ErrorCode::KeyUnrecognized.as_u8());
+    t.feed(&p, NOW, &mut rng).unwrap();
+    assert!(!t.connection().is_closed());
+    assert_eq!(
+        t.end_of_stream(NOW, &mut rng),
+        Err(Error::PeerReported { code: 0x0f })
+    );
+    assert!(t.connection().is_closed());
+    drop(t);
+    assert_eq!(sent, 1, "only the connect request was sent");
+}
