@@ -32,11 +32,19 @@ fn grid() -> (Vec<usize>, Vec<usize>) {
 }
 
 fn size_of(size: usize, session: usize) -> usize {
-    if size == 0 { IMIX[session % IMIX.len()] } else { size }
+    if size == 0 {
+        IMIX[session % IMIX.len()]
+    } else {
+        size
+    }
 }
 
 fn label(size: usize) -> String {
-    if size == 0 { "imix".into() } else { size.to_string() }
+    if size == 0 {
+        "imix".into()
+    } else {
+        size.to_string()
+    }
 }
 
 /// `n` session pairs, keyed crosswise on the selected backend.
@@ -47,7 +55,9 @@ fn fleet(n: usize) -> (Vec<DataSession>, Vec<DataSession>) {
             let mut k2 = [0x22u8; 64];
             k1[..8].copy_from_slice(&(i as u64).to_le_bytes());
             k2[..8].copy_from_slice(&(i as u64).to_le_bytes());
-            let ch = |k: &[u8; 64], nonce: u8| Rcs512Channel::new(k, &[nonce; 32], &[]).expect("backend");
+            let ch = |k: &[u8; 64], nonce: u8| {
+                Rcs512Channel::new(k, &[nonce; 32], &[]).expect("backend")
+            };
             (
                 DataSession::new(ch(&k1, 1), ch(&k2, 2), 3, 3),
                 DataSession::new(ch(&k2, 2), ch(&k1, 1), 3, 3),
@@ -63,7 +73,8 @@ fn packets(peers: &mut [DataSession], payload: &[u8], size: usize) -> Vec<Vec<u8
         .enumerate()
         .map(|(i, p)| {
             let mut out = Vec::new();
-            p.seal(&payload[..size_of(size, i)], NOW, &mut out).expect("seal");
+            p.seal(&payload[..size_of(size, i)], NOW, &mut out)
+                .expect("seal");
             out
         })
         .collect()
@@ -94,7 +105,8 @@ fn seal(c: &mut Criterion) {
                 b.iter(|| {
                     for (i, s) in ours.iter_mut().enumerate() {
                         out.clear();
-                        s.seal(&payload[..size_of(size, i)], NOW, &mut out).expect("seal");
+                        s.seal(&payload[..size_of(size, i)], NOW, &mut out)
+                            .expect("seal");
                         black_box(&out);
                     }
                 })

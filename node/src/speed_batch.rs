@@ -46,11 +46,19 @@ const OPEN_BUDGET: usize = 96 << 20;
 const WINDOWS: usize = 3;
 
 fn size_key(size: usize) -> String {
-    if size == 0 { "imix".to_string() } else { size.to_string() }
+    if size == 0 {
+        "imix".to_string()
+    } else {
+        size.to_string()
+    }
 }
 
 fn packet_size(size: usize, session: usize, flush: usize) -> usize {
-    if size == 0 { IMIX[(session + flush) % IMIX.len()] } else { size }
+    if size == 0 {
+        IMIX[(session + flush) % IMIX.len()]
+    } else {
+        size
+    }
 }
 
 /// Bytes of messages in one flush.
@@ -122,7 +130,12 @@ fn seal_flush(
 }
 
 /// Opens one flush of packets (one per session).
-fn open_flush(setup: &Setup, sessions: &mut [DataSession], packets: &mut [Vec<u8>], scratch: Scratch) -> Result<Scratch> {
+fn open_flush(
+    setup: &Setup,
+    sessions: &mut [DataSession],
+    packets: &mut [Vec<u8>],
+    scratch: Scratch,
+) -> Result<Scratch> {
     let mut b = setup.batch(scratch);
     let mut jobs = Vec::with_capacity(sessions.len());
     for (s, p) in sessions.iter_mut().zip(packets.iter_mut()) {
@@ -174,7 +187,8 @@ fn open_mbps(
     let n = ours.len();
     let payload = vec![0x5au8; 65536];
     let per_flush = flush_bytes(size, n, 0).max(1);
-    let per_window = ((secs * seal_rate * 1e6) as usize / per_flush).clamp(1, (OPEN_BUDGET / WINDOWS / per_flush).max(1));
+    let per_window = ((secs * seal_rate * 1e6) as usize / per_flush)
+        .clamp(1, (OPEN_BUDGET / WINDOWS / per_flush).max(1));
     let mut scratch = Scratch::default();
     let mut flushes: Vec<Vec<Vec<u8>>> = Vec::with_capacity(WINDOWS * per_window + 1);
     for f in 0..=WINDOWS * per_window {
@@ -225,7 +239,8 @@ fn scalar_mbps(backend: Backend, size: usize, secs: f64) -> Result<(f64, f64)> {
         seal = seal.max(bytes as f64 / t.elapsed().as_secs_f64() / 1e6);
     }
 
-    let per_window = ((secs * seal * 1e6) as usize / packet_size(size, 0, 0)).clamp(16, OPEN_BUDGET / WINDOWS / 1600);
+    let per_window = ((secs * seal * 1e6) as usize / packet_size(size, 0, 0))
+        .clamp(16, OPEN_BUDGET / WINDOWS / 1600);
     let mut packets = Vec::with_capacity(WINDOWS * per_window);
     for k in 0..WINDOWS * per_window {
         let mut p = Vec::new();
@@ -268,7 +283,14 @@ fn interleaved(secs: f64, mut a: Side<'_>, mut b: Side<'_>) -> Result<f64> {
 
 /// The same packets, `n` sessions of one `size`, sealed (or opened) one at a time against one
 /// flush of `threads` threads.
-fn batch_vs_scalar(setup: Setup, backend: Backend, n: usize, size: usize, open: bool, secs: f64) -> Result<f64> {
+fn batch_vs_scalar(
+    setup: Setup,
+    backend: Backend,
+    n: usize,
+    size: usize,
+    open: bool,
+    secs: f64,
+) -> Result<f64> {
     let payload = vec![0x5au8; size];
     let (mut s_ours, mut s_peers) = fleet(backend, n)?;
     let (mut b_ours, mut b_peers) = fleet(backend, n)?;
@@ -311,7 +333,15 @@ fn batch_vs_scalar(setup: Setup, backend: Backend, n: usize, size: usize, open: 
             Ok(t.elapsed())
         } else {
             let t = Instant::now();
-            scratch = Some(seal_flush(&setup, &mut b_ours, &payload, size, 0, sc, None)?);
+            scratch = Some(seal_flush(
+                &setup,
+                &mut b_ours,
+                &payload,
+                size,
+                0,
+                sc,
+                None,
+            )?);
             Ok(t.elapsed())
         }
     });
@@ -319,7 +349,15 @@ fn batch_vs_scalar(setup: Setup, backend: Backend, n: usize, size: usize, open: 
 }
 
 /// One flush of `n` sessions of `size` on one thread against the same on `threads`.
-fn threads_vs_one(lanes: LaneBackend, threads: usize, backend: Backend, n: usize, size: usize, open: bool, secs: f64) -> Result<f64> {
+fn threads_vs_one(
+    lanes: LaneBackend,
+    threads: usize,
+    backend: Backend,
+    n: usize,
+    size: usize,
+    open: bool,
+    secs: f64,
+) -> Result<f64> {
     let one = Setup { lanes, threads: 1 };
     let all = Setup { lanes, threads };
     let side = |setup: Setup| -> Result<Side<'static>> {
@@ -332,7 +370,15 @@ fn threads_vs_one(lanes: LaneBackend, threads: usize, backend: Backend, n: usize
             if open {
                 let mut keep = Vec::with_capacity(n);
                 let ps = peer_scratch.take().unwrap_or_default();
-                peer_scratch = Some(seal_flush(&setup, &mut peers, &payload, size, 0, ps, Some(&mut keep))?);
+                peer_scratch = Some(seal_flush(
+                    &setup,
+                    &mut peers,
+                    &payload,
+                    size,
+                    0,
+                    ps,
+                    Some(&mut keep),
+                )?);
                 let t = Instant::now();
                 scratch = Some(open_flush(&setup, &mut ours, &mut keep, sc)?);
                 Ok(t.elapsed())
@@ -368,12 +414,16 @@ pub fn measure(backend: Backend, secs: f64) -> Result<Map<String, Value>> {
         sc_open.insert(size_key(size), round1(o));
     }
     let configs = [("_1t", 1usize), ("", all)];
-    let mut grid: Vec<(Map<String, Value>, Map<String, Value>)> = configs.iter().map(|_| (Map::new(), Map::new())).collect();
+    let mut grid: Vec<(Map<String, Value>, Map<String, Value>)> =
+        configs.iter().map(|_| (Map::new(), Map::new())).collect();
     for n in SESSIONS {
         // One fleet per session count: its streams simply continue from figure to figure.
         let (mut ours, mut peers) = fleet(backend, n)?;
         for ((_, threads), (seal, open)) in configs.iter().zip(grid.iter_mut()) {
-            let setup = Setup { lanes, threads: *threads };
+            let setup = Setup {
+                lanes,
+                threads: *threads,
+            };
             let (mut s_row, mut o_row) = (Map::new(), Map::new());
             for size in SIZES {
                 let s = seal_mbps(&setup, &mut ours, size, window)?;
@@ -394,7 +444,11 @@ pub fn measure(backend: Backend, secs: f64) -> Result<Map<String, Value>> {
     out.insert("batch_threads".into(), json!(all));
     out.insert(
         "batch_lanes".into(),
-        json!(format!("{} x{}", lanes, if lanes == LaneBackend::Avx512 { 8 } else { 4 })),
+        json!(format!(
+            "{} x{}",
+            lanes,
+            if lanes == LaneBackend::Avx512 { 8 } else { 4 }
+        )),
     );
 
     let one = Setup { lanes, threads: 1 };
@@ -422,23 +476,35 @@ pub fn measure(backend: Backend, secs: f64) -> Result<Map<String, Value>> {
 pub fn print(r: &Value) {
     let lanes = r.get("batch_lanes").cloned().unwrap_or(Value::Null);
     let threads = r.get("batch_threads").cloned().unwrap_or(Value::Null);
-    println!("batch engine (lanes {lanes}, {threads} threads), aggregate MB/s, one packet per session per flush:");
-    println!("{:<24}{:>10}{:>10}{:>10}{:>10}", "", "64 B", "1500 B", "16 KiB", "IMIX");
+    println!(
+        "batch engine (lanes {lanes}, {threads} threads), aggregate MB/s, one packet per session per flush:"
+    );
+    println!(
+        "{:<24}{:>10}{:>10}{:>10}{:>10}",
+        "", "64 B", "1500 B", "16 KiB", "IMIX"
+    );
     for op in ["seal", "open"] {
         let row = |label: String, v: Option<&Value>| {
             print!("{label:<24}");
             for size in SIZES {
-                let x = v.and_then(|v| v.get(size_key(size))).map(|x| x.to_string()).unwrap_or_default();
+                let x = v
+                    .and_then(|v| v.get(size_key(size)))
+                    .map(|x| x.to_string())
+                    .unwrap_or_default();
                 print!("{x:>10}");
             }
             println!();
         };
-        row(format!("{op} one by one"), r.get(format!("batch_scalar_{op}_mbps")));
+        row(
+            format!("{op} one by one"),
+            r.get(format!("batch_scalar_{op}_mbps")),
+        );
         for (suffix, label) in [("_1t", "1 thread"), ("", "all")] {
             for n in SESSIONS {
                 row(
                     format!("{op} {label} {n:>4} sess"),
-                    r.get(format!("batch_{op}_mbps{suffix}")).and_then(|m| m.get(n.to_string())),
+                    r.get(format!("batch_{op}_mbps{suffix}"))
+                        .and_then(|m| m.get(n.to_string())),
                 );
             }
         }

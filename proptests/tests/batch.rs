@@ -50,9 +50,16 @@ impl Model {
             return Err(Misuse::EmptyMessage.into());
         }
         if pt.len() > MAX_PAYLOAD {
-            return Err(Misuse::MessageTooLong { len: pt.len(), max: MAX_PAYLOAD }.into());
+            return Err(Misuse::MessageTooLong {
+                len: pt.len(),
+                max: MAX_PAYLOAD,
+            }
+            .into());
         }
-        let seq = self.txseq.checked_add(1).ok_or(Error::Misuse(Misuse::SequenceExhausted))?;
+        let seq = self
+            .txseq
+            .checked_add(1)
+            .ok_or(Error::Misuse(Misuse::SequenceExhausted))?;
         let header = Header::new(Flag::EncryptedMessage, pt.len() as u32 + 64, seq, now).encode();
         let mut out = header.to_vec();
         self.tx.seal(&header, pt, &mut out).expect("RCS seal");
@@ -79,7 +86,11 @@ impl Model {
         }
         let (header, message) = packet::split_packet(packet)?;
         if header.msglen > packet::MAX_MESSAGE {
-            return Err(Malformed::TooLong { msglen: header.msglen, max: packet::MAX_MESSAGE }.into());
+            return Err(Malformed::TooLong {
+                msglen: header.msglen,
+                max: packet::MAX_MESSAGE,
+            }
+            .into());
         }
         packet::check_data_header(&header, self.rxseq, true, now)?;
         let mut pt = Vec::new();
@@ -99,7 +110,13 @@ struct Peer {
 
 impl Peer {
     fn raw(&mut self, flag: u8, seq: u64, time: u64, pt: &[u8]) -> Vec<u8> {
-        let header = Header { flag, msglen: pt.len() as u32 + 64, sequence: seq, utctime: time }.encode();
+        let header = Header {
+            flag,
+            msglen: pt.len() as u32 + 64,
+            sequence: seq,
+            utctime: time,
+        }
+        .encode();
         let mut out = header.to_vec();
         self.tx.seal(&header, pt, &mut out).expect("RCS seal");
         out
@@ -134,7 +151,11 @@ enum Recv {
 /// A short form of an outcome for failure messages.
 fn show(g: &Got) -> String {
     match g {
-        Got::Sealed(p) => format!("Sealed({} bytes, {:02x?}..)", p.len(), &p[..p.len().min(24)]),
+        Got::Sealed(p) => format!(
+            "Sealed({} bytes, {:02x?}..)",
+            p.len(),
+            &p[..p.len().min(24)]
+        ),
         Got::Opened(p) => format!("Opened({} bytes, {:02x?}..)", p.len(), &p[..p.len().min(8)]),
         other => format!("{other:?}"),
     }
@@ -191,15 +212,17 @@ fn case() -> impl Strategy<Value = Case> {
                 prop_oneof![Just(1usize), Just(4), Just(8)],
             )
         })
-        .prop_map(|(sessions, jobs, key_seed, now, seq, threads, width)| Case {
-            sessions,
-            jobs,
-            key_seed,
-            now,
-            seq,
-            threads,
-            width,
-        })
+        .prop_map(
+            |(sessions, jobs, key_seed, now, seq, threads, width)| Case {
+                sessions,
+                jobs,
+                key_seed,
+                now,
+                seq,
+                threads,
+                width,
+            },
+        )
 }
 
 fn message(n: usize, salt: usize) -> Vec<u8> {
@@ -242,7 +265,14 @@ fn run_case(c: &Case, backend: Backend) -> Result<(), TestCaseError> {
     for i in 0..n {
         let (k1, n1, k2, n2) = keys(c.key_seed, i);
         let seq = c.seq.wrapping_add(i as u64 % 2);
-        let mk = || DataSession::new(channel(backend, &k1, &n1), channel(backend, &k2, &n2), seq, seq);
+        let mk = || {
+            DataSession::new(
+                channel(backend, &k1, &n1),
+                channel(backend, &k2, &n2),
+                seq,
+                seq,
+            )
+        };
         batch_side.push(mk());
         scalar_side.push(mk());
         models.push(Model {
@@ -252,7 +282,10 @@ fn run_case(c: &Case, backend: Backend) -> Result<(), TestCaseError> {
             rxseq: seq,
             status: Status::Open,
         });
-        peers.push(Peer { tx: channel(backend, &k2, &n2), txseq: seq });
+        peers.push(Peer {
+            tx: channel(backend, &k2, &n2),
+            txseq: seq,
+        });
     }
 
     // The jobs, with the received packets built by each session's peer in order.
@@ -373,13 +406,23 @@ fn run_case(c: &Case, backend: Backend) -> Result<(), TestCaseError> {
         });
     }
     for (k, (g, w)) in scalar.iter().zip(&want).enumerate() {
-        prop_assert!(g == w, "DataSession != model at job {} ({:?}): {} vs {}", k, inputs[k].1, show(g), show(w));
+        prop_assert!(
+            g == w,
+            "DataSession != model at job {} ({:?}): {} vs {}",
+            k,
+            inputs[k].1,
+            show(g),
+            show(w)
+        );
     }
 
     // 3. The batch.
     let mut buffers: Vec<Vec<u8>> = inputs.iter().map(|(_, _, d)| d.clone()).collect();
     let lanes = LaneBackend::for_backend(backend);
-    let mut batch = Batch::new().with_lanes(lanes).with_threads(c.threads).with_lane_width(c.width);
+    let mut batch = Batch::new()
+        .with_lanes(lanes)
+        .with_threads(c.threads)
+        .with_lane_width(c.width);
     let ids: Vec<SessionId> = batch_side.iter_mut().map(|s| batch.add(s)).collect();
     let mut jobs = Vec::new();
     for ((s, op, _), buf) in inputs.iter().zip(buffers.iter_mut()) {
@@ -405,8 +448,19 @@ fn run_case(c: &Case, backend: Backend) -> Result<(), TestCaseError> {
             Outcome::Failed(e) => Got::Failed(e.clone()),
             other => panic!("unexpected outcome {other:?}"),
         };
-        prop_assert!(got == want[k], "job {} ({:?}) of session {} on {} lanes {} width {} threads {}: {} vs {}",
-            k, op, s, backend, lanes, c.width, c.threads, show(&got), show(&want[k]));
+        prop_assert!(
+            got == want[k],
+            "job {} ({:?}) of session {} on {} lanes {} width {} threads {}: {} vs {}",
+            k,
+            op,
+            s,
+            backend,
+            lanes,
+            c.width,
+            c.threads,
+            show(&got),
+            show(&want[k])
+        );
     }
     for (i, id) in ids.iter().enumerate() {
         prop_assert_eq!(done.output(*id), &outputs[i][..], "output of session {}", i);
@@ -423,9 +477,22 @@ fn run_case(c: &Case, backend: Backend) -> Result<(), TestCaseError> {
     // 4. States after the batch, then one more packet each way.
     for i in 0..n {
         let (b, d, m) = (&mut batch_side[i], &mut scalar_side[i], &mut models[i]);
-        prop_assert_eq!((b.txseq(), b.rxseq(), b.status()), (m.txseq, m.rxseq, m.status), "session {}", i);
-        prop_assert_eq!((d.txseq(), d.rxseq(), d.status()), (m.txseq, m.rxseq, m.status));
-        for (x, y) in [(b.tx(), &m.tx), (b.rx(), &m.rx), (d.tx(), &m.tx), (d.rx(), &m.rx)] {
+        prop_assert_eq!(
+            (b.txseq(), b.rxseq(), b.status()),
+            (m.txseq, m.rxseq, m.status),
+            "session {}",
+            i
+        );
+        prop_assert_eq!(
+            (d.txseq(), d.rxseq(), d.status()),
+            (m.txseq, m.rxseq, m.status)
+        );
+        for (x, y) in [
+            (b.tx(), &m.tx),
+            (b.rx(), &m.rx),
+            (d.tx(), &m.tx),
+            (d.rx(), &m.rx),
+        ] {
             prop_assert_eq!(x.nonce(), y.nonce());
             prop_assert_eq!(x.counter(), y.counter());
             prop_assert_eq!(x.is_dead(), y.is_dead());
@@ -492,9 +559,20 @@ fn wide_batches_equal_sequential() {
             for (threads, width) in [(1, 4), (1, 8), (3, 8), (2, 1)] {
                 let jobs = (0..sessions * sizes.len())
                     .map(|k| (k % sessions, Op::Seal(sizes[k / sessions])))
-                    .chain((0..sessions * sizes.len()).map(|k| (k % sessions, Op::Open(Recv::Valid(sizes[k / sessions])))))
+                    .chain(
+                        (0..sessions * sizes.len())
+                            .map(|k| (k % sessions, Op::Open(Recv::Valid(sizes[k / sessions])))),
+                    )
                     .collect();
-                let c = Case { sessions, jobs, key_seed: 9, now: 1_800_000_000, seq: 3, threads, width };
+                let c = Case {
+                    sessions,
+                    jobs,
+                    key_seed: 9,
+                    now: 1_800_000_000,
+                    seq: 3,
+                    threads,
+                    width,
+                };
                 run_case(&c, backend).unwrap();
             }
         }
@@ -508,8 +586,12 @@ fn data_session_opens_sealed_close() {
     let now = 1_800_000_000;
     for backend in Backend::available() {
         let (k1, n1, k2, n2) = keys(5, 1);
-        let mut ours = DataSession::new(channel(backend, &k1, &n1), channel(backend, &k2, &n2), 3, 3);
-        let mut peer = Peer { tx: channel(backend, &k2, &n2), txseq: 3 };
+        let mut ours =
+            DataSession::new(channel(backend, &k1, &n1), channel(backend, &k2, &n2), 3, 3);
+        let mut peer = Peer {
+            tx: channel(backend, &k2, &n2),
+            txseq: 3,
+        };
         let mut p = peer.next(0x04, now, b"hi");
         assert_eq!(ours.open(&mut p, now), Ok(Received::Data(&b"hi"[..])));
         let mut close = peer.next(0x12, now, &[0x1b]);
@@ -521,15 +603,26 @@ fn data_session_opens_sealed_close() {
         assert_eq!(ours.open(&mut p, now), Err(Misuse::NotEstablished.into()));
 
         // A close of the wrong shape (two code bytes) ends the session as a failure.
-        let mut ours = DataSession::new(channel(backend, &k1, &n1), channel(backend, &k2, &n2), 3, 3);
-        let mut peer = Peer { tx: channel(backend, &k2, &n2), txseq: 3 };
+        let mut ours =
+            DataSession::new(channel(backend, &k1, &n1), channel(backend, &k2, &n2), 3, 3);
+        let mut peer = Peer {
+            tx: channel(backend, &k2, &n2),
+            txseq: 3,
+        };
         let mut close = peer.next(0x12, now, &[0x1b, 0]);
-        assert!(matches!(ours.open(&mut close, now), Err(Error::Malformed(_))));
+        assert!(matches!(
+            ours.open(&mut close, now),
+            Err(Error::Malformed(_))
+        ));
         assert_eq!(ours.status(), Status::Failed);
 
         // A ratchet packet is not this type's to handle: handed back untouched.
-        let mut ours = DataSession::new(channel(backend, &k1, &n1), channel(backend, &k2, &n2), 3, 3);
-        let mut peer = Peer { tx: channel(backend, &k2, &n2), txseq: 3 };
+        let mut ours =
+            DataSession::new(channel(backend, &k1, &n1), channel(backend, &k2, &n2), 3, 3);
+        let mut peer = Peer {
+            tx: channel(backend, &k2, &n2),
+            txseq: 3,
+        };
         let mut r = peer.next(0x0e, now, b"ratchet");
         let copy = r.clone();
         assert_eq!(ours.open(&mut r, now), Ok(Received::Control(&copy[..])));

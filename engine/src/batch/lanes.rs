@@ -202,8 +202,10 @@ impl PacketMac {
             let lo = a.max(start);
             let hi = b.min(start + part.len());
             if lo < hi
-                && let (Some(dst), Some(src)) =
-                    (out.get_mut(lo - a..hi - a), part.get(lo - start..hi - start))
+                && let (Some(dst), Some(src)) = (
+                    out.get_mut(lo - a..hi - a),
+                    part.get(lo - start..hi - start),
+                )
             {
                 dst.copy_from_slice(src);
             }
@@ -396,7 +398,11 @@ where
 {
     /// Runs lanes until fewer than `min_busy` have a packet in flight (then hands those
     /// over) or everything is done.
-    fn run<S: BatchSession>(ctx: &mut Ctx<'_, '_, '_, S>, carry: Vec<Carried>, min_busy: usize) -> Vec<Carried> {
+    fn run<S: BatchSession>(
+        ctx: &mut Ctx<'_, '_, '_, S>,
+        carry: Vec<Carried>,
+        min_busy: usize,
+    ) -> Vec<Carried> {
         let mut e = Engine::<W> {
             words: Aligned(<[[u64; W]; LANES] as Columns<W>>::zeroed()),
             lanes: core::array::from_fn(|_| None),
@@ -424,7 +430,10 @@ where
         }
         let out = loop {
             for i in 0..W {
-                if e.lanes.get(i).is_some_and(|l| l.as_ref().is_some_and(|l| l.mac.is_some())) {
+                if e.lanes
+                    .get(i)
+                    .is_some_and(|l| l.as_ref().is_some_and(|l| l.mac.is_some()))
+                {
                     continue;
                 }
                 e.feed(i, ctx);
@@ -459,7 +468,13 @@ where
     }
 
     /// Column `i` to or from the MAC state of `dir`'s channel.
-    fn sync<S: BatchSession>(words: &mut [[u64; W]; LANES], i: usize, session: &mut S, dir: Dir, load: bool) {
+    fn sync<S: BatchSession>(
+        words: &mut [[u64; W]; LANES],
+        i: usize,
+        session: &mut S,
+        dir: Dir,
+        load: bool,
+    ) {
         let parts = channel(session, dir).parts();
         let state = &mut parts.mac.sponge.state;
         for (x, w) in state.iter_mut().zip(words.iter_mut()) {
@@ -474,7 +489,12 @@ where
     }
 
     /// Writes lane `i`'s column back to its channel, if it holds one.
-    fn unload<S: BatchSession>(words: &mut [[u64; W]; LANES], i: usize, lane: &mut Lane, session: &mut S) {
+    fn unload<S: BatchSession>(
+        words: &mut [[u64; W]; LANES],
+        i: usize,
+        lane: &mut Lane,
+        session: &mut S,
+    ) {
         if let Some(dir) = lane.loaded.take() {
             Self::sync(words, i, session, dir, false);
         }
@@ -750,7 +770,12 @@ fn whole<S: BatchSession>(session: &mut S, task: &mut Task<'_>, now: u64) -> Pre
 
 /// After a packet's last MAC step: place the tag (seal), or compare it in constant time
 /// and decrypt only on a match (open).
-fn finish<S: BatchSession>(session: &mut S, task: &mut Task<'_>, mac: &PacketMac, tag: &[u64; TAG_LEN / 8]) {
+fn finish<S: BatchSession>(
+    session: &mut S,
+    task: &mut Task<'_>,
+    mac: &PacketMac,
+    tag: &[u64; TAG_LEN / 8],
+) {
     match (&mut task.kind, mac.open) {
         (TaskKind::Seal { len, slot }, false) => {
             if let Some(dst) = slot.get_mut(HEADER_LEN + *len..)

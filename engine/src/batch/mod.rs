@@ -224,7 +224,10 @@ struct Buffers {
 impl fmt::Debug for Scratch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scratch")
-            .field("capacity", &self.0.as_ref().map_or(0, |b| b.arena.capacity()))
+            .field(
+                "capacity",
+                &self.0.as_ref().map_or(0, |b| b.arena.capacity()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -239,10 +242,18 @@ fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
 }
 
 enum Job<'a> {
-    Seal { session: usize, payload: &'a [u8] },
-    Open { session: usize, packet: &'a mut [u8] },
+    Seal {
+        session: usize,
+        payload: &'a [u8],
+    },
+    Open {
+        session: usize,
+        packet: &'a mut [u8],
+    },
     /// Refused at submission: a session of another batch.
-    Refused { error: Error },
+    Refused {
+        error: Error,
+    },
 }
 
 impl Job<'_> {
@@ -650,7 +661,10 @@ fn run_streams<S: BatchSession>(
 ) {
     let lanes = resolve(lanes);
     let width = width.unwrap_or(if lanes == LaneBackend::Avx512 { 8 } else { 4 });
-    let lanes = Lanes { backend: lanes, width };
+    let lanes = Lanes {
+        backend: lanes,
+        width,
+    };
     let work: u64 = streams.iter().map(|s| s.work).sum();
     let parallel = cfg!(all(feature = "parallel", not(target_arch = "wasm32")));
     if !parallel || threads <= 1 || streams.len() < 2 || work < 2 * MIN_WORK_PER_THREAD {
@@ -678,7 +692,12 @@ fn run_streams<S: BatchSession>(
 }
 
 #[cfg(all(feature = "parallel", not(target_arch = "wasm32")))]
-fn par_run<S: BatchSession>(chunks: Vec<&mut [Stream<'_, '_, S>]>, now: u64, lanes: Lanes, threads: usize) {
+fn par_run<S: BatchSession>(
+    chunks: Vec<&mut [Stream<'_, '_, S>]>,
+    now: u64,
+    lanes: Lanes,
+    threads: usize,
+) {
     let helpers = threads.min(chunks.len()).saturating_sub(1);
     let queue = std::sync::Mutex::new(chunks.into_iter());
     let work = || {
@@ -704,7 +723,12 @@ fn par_run<S: BatchSession>(chunks: Vec<&mut [Stream<'_, '_, S>]>, now: u64, lan
 }
 
 #[cfg(not(all(feature = "parallel", not(target_arch = "wasm32"))))]
-fn par_run<S: BatchSession>(chunks: Vec<&mut [Stream<'_, '_, S>]>, now: u64, lanes: Lanes, _threads: usize) {
+fn par_run<S: BatchSession>(
+    chunks: Vec<&mut [Stream<'_, '_, S>]>,
+    now: u64,
+    lanes: Lanes,
+    _threads: usize,
+) {
     for chunk in chunks {
         lanes::run(chunk, now, lanes);
     }
@@ -754,7 +778,9 @@ impl<S: BatchSession> Flushed<'_, S> {
         let packet = || self.packets.get(job.0).and_then(|p| p.as_deref());
         match self.records.get(job.0) {
             Some(Record::Sealed) => match self.seal_at.get(job.0) {
-                Some(Some((at, size))) => Outcome::Sealed(self.arena.get(*at..*at + size).unwrap_or_default()),
+                Some(Some((at, size))) => {
+                    Outcome::Sealed(self.arena.get(*at..*at + size).unwrap_or_default())
+                }
                 _ => Outcome::Deferred,
             },
             Some(Record::Opened { len }) => Outcome::Opened(

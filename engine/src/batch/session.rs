@@ -200,7 +200,10 @@ impl DataSession {
             self.abort();
             return Err(e);
         }
-        let code = open_checked(self, packet)?.first().copied().unwrap_or_default();
+        let code = open_checked(self, packet)?
+            .first()
+            .copied()
+            .unwrap_or_default();
         self.status = Status::Closed;
         Err(Error::PeerReported { code })
     }
@@ -309,7 +312,11 @@ pub(super) fn seal_prepared<S: BatchSession + ?Sized>(
         return Err(Misuse::NotEstablished.into());
     }
     let (ct, tag) = body.split_at_mut(len);
-    if session.tx_channel_mut().seal_in_place(header, ct, tag).is_err() {
+    if session
+        .tx_channel_mut()
+        .seal_in_place(header, ct, tag)
+        .is_err()
+    {
         session.abort();
         return Err(Misuse::NotEstablished.into());
     }
@@ -343,7 +350,11 @@ pub(super) fn check_open<S: BatchSession + ?Sized>(
 }
 
 /// The header decoded, its length agreeing with the packet's, and the data-phase checks.
-fn check_received<S: BatchSession + ?Sized>(session: &S, packet: &[u8], now: u64) -> Result<Header, Error> {
+fn check_received<S: BatchSession + ?Sized>(
+    session: &S,
+    packet: &[u8],
+    now: u64,
+) -> Result<Header, Error> {
     let (header, _) = packet::split_packet(packet)?;
     session.check_data_header(&header, now)?;
     Ok(header)
@@ -358,7 +369,11 @@ pub(super) fn open_checked<'p, S: BatchSession + ?Sized>(
     let body_len = packet.len().saturating_sub(HEADER_LEN + TAG_LEN);
     let (head, rest) = packet.split_at_mut(HEADER_LEN.min(packet.len()));
     let (body, tag) = rest.split_at_mut(body_len.min(rest.len()));
-    if session.rx_channel_mut().open_in_place(head, body, tag).is_err() {
+    if session
+        .rx_channel_mut()
+        .open_in_place(head, body, tag)
+        .is_err()
+    {
         session.abort();
         return Err(CryptoFailure::Authentication.into());
     }

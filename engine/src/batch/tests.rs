@@ -45,8 +45,10 @@ fn seal_and_open_equal_sequential_at_boundaries() {
     for (backend, lanes) in backends {
         let lens = lengths();
         let sessions = 6;
-        let mut a: Vec<(DataSession, DataSession)> = (0..sessions).map(|i| pair(backend, i as u8)).collect();
-        let mut b: Vec<(DataSession, DataSession)> = (0..sessions).map(|i| pair(backend, i as u8)).collect();
+        let mut a: Vec<(DataSession, DataSession)> =
+            (0..sessions).map(|i| pair(backend, i as u8)).collect();
+        let mut b: Vec<(DataSession, DataSession)> =
+            (0..sessions).map(|i| pair(backend, i as u8)).collect();
         // Sequential reference: session i seals every length with an offset.
         let msgs: Vec<Vec<Vec<u8>>> = (0..sessions)
             .map(|i| {
@@ -72,7 +74,11 @@ fn seal_and_open_equal_sequential_at_boundaries() {
         }
         let done = batch.flush(NOW);
         for (i, id) in ids.iter().enumerate() {
-            assert_eq!(done.output(*id), &want[i][..], "{backend} {lanes} session {i}");
+            assert_eq!(
+                done.output(*id),
+                &want[i][..],
+                "{backend} {lanes} session {i}"
+            );
         }
         drop(done);
         for ((sa, _), (sb, _)) in a.iter().zip(&b) {
@@ -89,7 +95,9 @@ fn seal_and_open_equal_sequential_at_boundaries() {
             let id = batch.add(peer);
             let mut rest = &mut wire[..];
             while !rest.is_empty() {
-                let Ok(crate::packet::Frame::Complete { len, .. }) = crate::packet::frame(rest, u32::MAX) else {
+                let Ok(crate::packet::Frame::Complete { len, .. }) =
+                    crate::packet::frame(rest, u32::MAX)
+                else {
                     panic!("framing")
                 };
                 let (p, r) = rest.split_at_mut(len);
@@ -101,7 +109,12 @@ fn seal_and_open_equal_sequential_at_boundaries() {
         let mut k = 0;
         for (i, session_msgs) in msgs.iter().enumerate() {
             for m in session_msgs {
-                assert_eq!(done.outcome(opens[k]), Outcome::Opened(m), "{backend} {lanes} {i} {}", m.len());
+                assert_eq!(
+                    done.outcome(opens[k]),
+                    Outcome::Opened(m),
+                    "{backend} {lanes} {i} {}",
+                    m.len()
+                );
                 k += 1;
             }
         }

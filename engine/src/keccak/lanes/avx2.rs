@@ -30,7 +30,11 @@ pub(super) fn permute_x4(_cpu: Avx2, states: &mut [&mut [u64; LANES]; 4]) {
 
 /// Permutes the four states held word-major in `words[j][at..at + 4]` (see
 /// [`super::permute_x4_words`]); `at + 4 <= N` (a smaller `N` leaves `words` unchanged).
-pub(super) fn permute_x4_words<const N: usize>(_cpu: Avx2, words: &mut [[u64; N]; LANES], at: usize) {
+pub(super) fn permute_x4_words<const N: usize>(
+    _cpu: Avx2,
+    words: &mut [[u64; N]; LANES],
+    at: usize,
+) {
     if at.checked_add(4).is_none_or(|end| end > N) {
         return;
     }
