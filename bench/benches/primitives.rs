@@ -1,7 +1,10 @@
 //! Keccak permutations (x1/x4/x8 per lane backend), KMAC-512 and cSHAKE-512.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use dktp::keccak::{self, lanes::{self, LaneBackend}};
+use dktp::keccak::{
+    self,
+    lanes::{self, LaneBackend},
+};
 use std::hint::black_box;
 
 fn permutations(c: &mut Criterion) {
@@ -9,16 +12,24 @@ fn permutations(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     let mut s = [0u64; 25];
     g.bench_function("x1", |b| b.iter(|| keccak::f1600(black_box(&mut s))));
-    for lb in [LaneBackend::Portable, LaneBackend::Avx2, LaneBackend::Avx512] {
+    for lb in [
+        LaneBackend::Portable,
+        LaneBackend::Avx2,
+        LaneBackend::Avx512,
+    ] {
         if !lb.is_available() {
             continue;
         }
         g.throughput(Throughput::Elements(4));
         let mut s4 = [[0u64; 25]; 4];
-        g.bench_function(BenchmarkId::new("x4", lb.name()), |b| b.iter(|| lanes::permute_x4(lb, black_box(&mut s4))));
+        g.bench_function(BenchmarkId::new("x4", lb.name()), |b| {
+            b.iter(|| lanes::permute_x4(lb, black_box(&mut s4)))
+        });
         g.throughput(Throughput::Elements(8));
         let mut s8 = [[0u64; 25]; 8];
-        g.bench_function(BenchmarkId::new("x8", lb.name()), |b| b.iter(|| lanes::permute_x8(lb, black_box(&mut s8))));
+        g.bench_function(BenchmarkId::new("x8", lb.name()), |b| {
+            b.iter(|| lanes::permute_x8(lb, black_box(&mut s8)))
+        });
     }
     g.finish();
 }
@@ -45,7 +56,14 @@ fn cshake(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(32));
     let mut out = [0u8; 96];
     g.bench_function("kdf_96", |b| {
-        b.iter(|| keccak::cshake512(black_box(&[1u8; 32]), b"DKTP:TXKEY:V1", &[2u8; 32], &mut out))
+        b.iter(|| {
+            keccak::cshake512(
+                black_box(&[1u8; 32]),
+                b"DKTP:TXKEY:V1",
+                &[2u8; 32],
+                &mut out,
+            )
+        })
     });
     g.finish();
 }

@@ -16,7 +16,8 @@ fn seal(c: &mut Criterion) {
     for size in SIZES {
         g.throughput(Throughput::Bytes(size as u64));
         for b in Backend::available() {
-            let mut ch = Rcs512Channel::with_backend(b, &[7; 64], &[9; 32], &[]).expect("available");
+            let mut ch =
+                Rcs512Channel::with_backend(b, &[7; 64], &[9; 32], &[]).expect("available");
             let mut buf = vec![0u8; size];
             let mut tag = [0u8; 64];
             g.bench_with_input(BenchmarkId::new(b.name(), size), &size, |bn, _| {
@@ -26,12 +27,20 @@ fn seal(c: &mut Criterion) {
         let gcm = aes_gcm::Aes256Gcm::new(&[7u8; 32].into());
         let mut buf = vec![0u8; size];
         g.bench_with_input(BenchmarkId::new("aes256gcm", size), &size, |bn, _| {
-            bn.iter(|| gcm.encrypt_in_place_detached(&[1u8; 12].into(), &HEADER, black_box(&mut buf)))
+            bn.iter(|| {
+                gcm.encrypt_in_place_detached(&[1u8; 12].into(), &HEADER, black_box(&mut buf))
+            })
         });
         let cc = chacha20poly1305::ChaCha20Poly1305::new(&[7u8; 32].into());
-        g.bench_with_input(BenchmarkId::new("chacha20poly1305", size), &size, |bn, _| {
-            bn.iter(|| cc.encrypt_in_place_detached(&[1u8; 12].into(), &HEADER, black_box(&mut buf)))
-        });
+        g.bench_with_input(
+            BenchmarkId::new("chacha20poly1305", size),
+            &size,
+            |bn, _| {
+                bn.iter(|| {
+                    cc.encrypt_in_place_detached(&[1u8; 12].into(), &HEADER, black_box(&mut buf))
+                })
+            },
+        );
     }
     g.finish();
 }
@@ -46,8 +55,10 @@ fn open(c: &mut Criterion) {
             g.bench_with_input(BenchmarkId::new(b.name(), size), &size, |bn, &size| {
                 bn.iter_batched(
                     || {
-                        let mut tx = Rcs512Channel::with_backend(b, &[7; 64], &[9; 32], &[]).expect("available");
-                        let rx = Rcs512Channel::with_backend(b, &[7; 64], &[9; 32], &[]).expect("available");
+                        let mut tx = Rcs512Channel::with_backend(b, &[7; 64], &[9; 32], &[])
+                            .expect("available");
+                        let rx = Rcs512Channel::with_backend(b, &[7; 64], &[9; 32], &[])
+                            .expect("available");
                         let mut p = Vec::new();
                         tx.seal(&HEADER, &vec![1u8; size], &mut p).expect("seal");
                         (rx, p)
@@ -62,7 +73,9 @@ fn open(c: &mut Criterion) {
         }
         let gcm = aes_gcm::Aes256Gcm::new(&[7u8; 32].into());
         let mut buf = vec![0u8; size];
-        let tag = gcm.encrypt_in_place_detached(&[1u8; 12].into(), &HEADER, &mut buf).expect("seal");
+        let tag = gcm
+            .encrypt_in_place_detached(&[1u8; 12].into(), &HEADER, &mut buf)
+            .expect("seal");
         g.bench_with_input(BenchmarkId::new("aes256gcm", size), &size, |bn, _| {
             bn.iter_batched(
                 || buf.clone(),
@@ -81,7 +94,9 @@ fn ctr(c: &mut Criterion) {
         let r = Rijndael256::new(b, &[3u8; 31 * 32]).expect("available");
         let mut nonce = [0u8; 32];
         let mut buf = vec![0u8; 16384];
-        g.bench_function(b.name(), |bn| bn.iter(|| r.ctr_xor(&mut nonce, black_box(&mut buf))));
+        g.bench_function(b.name(), |bn| {
+            bn.iter(|| r.ctr_xor(&mut nonce, black_box(&mut buf)))
+        });
     }
     g.finish();
 }

@@ -68,7 +68,15 @@ mod cpu {
     cpufeatures::new!(vaes256, "aes", "avx2");
     cpufeatures::new!(avx512, "avx512f");
     cpufeatures::new!(vaes512, "aes", "avx2", "vaes", "avx512f", "avx512bw");
-    cpufeatures::new!(vaes512vbmi, "aes", "avx2", "vaes", "avx512f", "avx512bw", "avx512vbmi");
+    cpufeatures::new!(
+        vaes512vbmi,
+        "aes",
+        "avx2",
+        "vaes",
+        "avx512f",
+        "avx512bw",
+        "avx512vbmi"
+    );
 
     pub fn has_aesni() -> bool {
         aesni::get()

@@ -91,24 +91,69 @@ pub struct MessageSizes {
 
 impl Config {
     /// The reference's default, `dilithium-s5_kyber-s5_sha3_rcs`.
-    pub const DEFAULT: Config = Config { sig: SigAlg::MlDsa87, kem: KemAlg::MlKem1024 };
+    pub const DEFAULT: Config = Config {
+        sig: SigAlg::MlDsa87,
+        kem: KemAlg::MlKem1024,
+    };
 
     /// Every configuration the reference can be built with (FACTS §10).
     pub const ALL: [Config; 14] = [
-        Config { sig: SigAlg::MlDsa44, kem: KemAlg::MlKem512 },
-        Config { sig: SigAlg::MlDsa65, kem: KemAlg::MlKem768 },
-        Config { sig: SigAlg::MlDsa87, kem: KemAlg::MlKem1024 },
-        Config { sig: SigAlg::MlDsa87, kem: KemAlg::KyberK5 },
-        Config { sig: SigAlg::MlDsa44, kem: KemAlg::McEliece348864 },
-        Config { sig: SigAlg::MlDsa65, kem: KemAlg::McEliece460896 },
-        Config { sig: SigAlg::MlDsa87, kem: KemAlg::McEliece6688128 },
-        Config { sig: SigAlg::MlDsa87, kem: KemAlg::McEliece6960119 },
-        Config { sig: SigAlg::MlDsa87, kem: KemAlg::McEliece8192128 },
-        Config { sig: SigAlg::Sphincs128s, kem: KemAlg::McEliece348864 },
-        Config { sig: SigAlg::Sphincs192s, kem: KemAlg::McEliece460896 },
-        Config { sig: SigAlg::Sphincs256s, kem: KemAlg::McEliece6688128 },
-        Config { sig: SigAlg::Sphincs256s, kem: KemAlg::McEliece6960119 },
-        Config { sig: SigAlg::Sphincs256s, kem: KemAlg::McEliece8192128 },
+        Config {
+            sig: SigAlg::MlDsa44,
+            kem: KemAlg::MlKem512,
+        },
+        Config {
+            sig: SigAlg::MlDsa65,
+            kem: KemAlg::MlKem768,
+        },
+        Config {
+            sig: SigAlg::MlDsa87,
+            kem: KemAlg::MlKem1024,
+        },
+        Config {
+            sig: SigAlg::MlDsa87,
+            kem: KemAlg::KyberK5,
+        },
+        Config {
+            sig: SigAlg::MlDsa44,
+            kem: KemAlg::McEliece348864,
+        },
+        Config {
+            sig: SigAlg::MlDsa65,
+            kem: KemAlg::McEliece460896,
+        },
+        Config {
+            sig: SigAlg::MlDsa87,
+            kem: KemAlg::McEliece6688128,
+        },
+        Config {
+            sig: SigAlg::MlDsa87,
+            kem: KemAlg::McEliece6960119,
+        },
+        Config {
+            sig: SigAlg::MlDsa87,
+            kem: KemAlg::McEliece8192128,
+        },
+        Config {
+            sig: SigAlg::Sphincs128s,
+            kem: KemAlg::McEliece348864,
+        },
+        Config {
+            sig: SigAlg::Sphincs192s,
+            kem: KemAlg::McEliece460896,
+        },
+        Config {
+            sig: SigAlg::Sphincs256s,
+            kem: KemAlg::McEliece6688128,
+        },
+        Config {
+            sig: SigAlg::Sphincs256s,
+            kem: KemAlg::McEliece6960119,
+        },
+        Config {
+            sig: SigAlg::Sphincs256s,
+            kem: KemAlg::McEliece8192128,
+        },
     ];
 
     /// The configuration for a pair of algorithms, if the reference has it.
@@ -117,7 +162,11 @@ impl Config {
         if Config::ALL.contains(&c) {
             Ok(c)
         } else {
-            Err(ConfigError::Unknown(format!("{}_{}_sha3_rcs", sig.token(), kem.token())))
+            Err(ConfigError::Unknown(format!(
+                "{}_{}_sha3_rcs",
+                sig.token(),
+                kem.token()
+            )))
         }
     }
 
@@ -237,7 +286,10 @@ mod tests {
 
     #[test]
     fn default_is_dilithium5_kyber5() {
-        assert_eq!(Config::default().to_string(), "dilithium-s5_kyber-s5_sha3_rcs");
+        assert_eq!(
+            Config::default().to_string(),
+            "dilithium-s5_kyber-s5_sha3_rcs"
+        );
         assert_eq!(Config::DEFAULT.remote_peer_key_size(), 2684);
         assert_eq!(Config::DEFAULT.local_peer_key_size(), 7596);
     }
@@ -263,8 +315,16 @@ mod tests {
 
     #[test]
     fn unknown_and_malformed_are_errors() {
-        for s in ["", "dilithium-s5_kyber-s5", "dilithium-s1_kyber-s5_sha3_rcs", "rsa_kyber-s5_sha3_rcs"] {
-            assert!(matches!(s.parse::<Config>(), Err(ConfigError::Unknown(_))), "{s}");
+        for s in [
+            "",
+            "dilithium-s5_kyber-s5",
+            "dilithium-s1_kyber-s5_sha3_rcs",
+            "rsa_kyber-s5_sha3_rcs",
+        ] {
+            assert!(
+                matches!(s.parse::<Config>(), Err(ConfigError::Unknown(_))),
+                "{s}"
+            );
         }
         let mut w = Config::DEFAULT.to_wire();
         w[35] = b'x';
@@ -272,7 +332,10 @@ mod tests {
         assert_eq!(Config::from_wire(&w[..35]), Err(ConfigError::Malformed));
         let mut w = [0u8; CONFIG_SIZE];
         w[..4].copy_from_slice(b"abcd");
-        assert!(matches!(Config::from_wire(&w), Err(ConfigError::Unknown(_))));
+        assert!(matches!(
+            Config::from_wire(&w),
+            Err(ConfigError::Unknown(_))
+        ));
     }
 
     /// Sizes against pqc_sets.json `dktp_configurations` (the reference's own numbers).
@@ -285,8 +348,14 @@ mod tests {
         assert_eq!(confs.len(), Config::ALL.len());
         for e in confs {
             let c: Config = e["config_string"].as_str().unwrap().parse().unwrap();
-            assert_eq!(c.local_peer_key_size() as u64, e["local_peer_key_file_size (.dskey)"].as_u64().unwrap());
-            assert_eq!(c.remote_peer_key_size() as u64, e["remote_peer_key_file_size (.dpkey)"].as_u64().unwrap());
+            assert_eq!(
+                c.local_peer_key_size() as u64,
+                e["local_peer_key_file_size (.dskey)"].as_u64().unwrap()
+            );
+            assert_eq!(
+                c.remote_peer_key_size() as u64,
+                e["remote_peer_key_file_size (.dpkey)"].as_u64().unwrap()
+            );
             let m = &e["message_len (header msglen field; packet = 21 + this)"];
             let s = c.message_sizes();
             for (k, ours) in [
@@ -301,7 +370,10 @@ mod tests {
             ] {
                 assert_eq!(ours as u64, m[k].as_u64().unwrap(), "{c} {k}");
             }
-            assert_eq!(c.asymmetric_ratchet_possible(), e["asymmetric_ratchet_possible"].as_bool().unwrap());
+            assert_eq!(
+                c.asymmetric_ratchet_possible(),
+                e["asymmetric_ratchet_possible"].as_bool().unwrap()
+            );
         }
     }
 }

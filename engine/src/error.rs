@@ -215,6 +215,9 @@ pub enum Error {
         /// The code byte as received.
         code: u8,
     },
+    /// This side refuses more handshakes for now (its replay memory is full of live
+    /// entries); the peer may retry later.
+    Overloaded,
 }
 
 impl Error {
@@ -227,6 +230,7 @@ impl Error {
             Self::Misuse(e) => e.wire_code(),
             Self::Crypto(e) => e.wire_code(),
             Self::PeerReported { code } => ErrorCode::from_u8(*code).unwrap_or(ErrorCode::General),
+            Self::Overloaded => ErrorCode::HostsExceeded,
         }
     }
 
@@ -258,6 +262,10 @@ impl fmt::Display for Error {
                      check its version and logs, then reconnect"
                 ),
             },
+            Self::Overloaded => f.write_str(
+                "too many handshakes within the replay window; retry in a minute or raise the \
+                 replay gate's capacity",
+            ),
         }
     }
 }
@@ -391,13 +399,15 @@ pub enum PeerMisbehaved {
         /// The code byte it carried.
         code: u8,
     },
+    /// A connect request identical to one already accepted within the time window.
+    Replayed,
 }
 
 impl PeerMisbehaved {
     /// The DKTP code for this error.
     pub fn wire_code(&self) -> ErrorCode {
         match self {
-            Self::Unsequenced { .. } => ErrorCode::PacketUnsequenced,
+            Self::Unsequenced { .. } | Self::Replayed => ErrorCode::PacketUnsequenced,
             Self::StaleTime { .. } => ErrorCode::MessageTimeInvalid,
             Self::UnexpectedLength { .. } | Self::TooShort { .. } => ErrorCode::Receive,
             Self::UnexpectedFlag { .. }
@@ -447,6 +457,9 @@ impl fmt::Display for PeerMisbehaved {
                 f,
                 "unauthenticated error packet (code 0x{code:02x}) after establishment; \
                  ignore its content and treat the session as broken"
+            ),
+            Self::Replayed => f.write_str(
+                "connect request replayed within the 60 s window; a client must sign a fresh one",
             ),
         }
     }
@@ -520,6 +533,17 @@ pub enum Misuse {
     },
     /// The 64-bit sequence number would wrap.
     SequenceExhausted,
+    /// This side's asymmetric ratchet is still waiting for its response: no second ratchet
+    /// and no data may be sent until it completes (FACTS §8).
+    RatchetOutstanding,
+    /// The configuration cannot ratchet: its request exceeds a data packet (McEliece,
+    /// FACTS §11.2).
+    RatchetUnavailable,
+    /// The call does not fit the connection's state (e.g. a server connection awaiting its
+    /// connect request is fed through the wrong entry point).
+    WrongState,
+    /// A setting was refused (e.g. an empty ratchet domain string).
+    InvalidSetting,
 }
 
 impl Misuse {
@@ -531,6 +555,10 @@ impl Misuse {
                 ErrorCode::InvalidInput
             }
             Self::SequenceExhausted => ErrorCode::PacketUnsequenced,
+            Self::RatchetOutstanding | Self::RatchetUnavailable | Self::WrongState => {
+                ErrorCode::InvalidRequest
+            }
+            Self::InvalidSetting => ErrorCode::InvalidInput,
         }
     }
 }
@@ -553,6 +581,17 @@ impl fmt::Display for Misuse {
             Self::SequenceExhausted => {
                 f.write_str("the 64-bit packet sequence is exhausted; open a new session")
             }
+            Self::RatchetOutstanding => f.write_str(
+                "an asymmetric ratchet is outstanding; wait for its response before sending",
+            ),
+            Self::RatchetUnavailable => f.write_str(
+                "this configuration cannot ratchet (its request exceeds 64 KiB); reconnect \
+                 to get fresh keys instead",
+            ),
+            Self::WrongState => {
+                f.write_str("this call does not fit the connection's current state")
+            }
+            Self::InvalidSetting => f.write_str("a setting was refused; see the setter's docs"),
         }
     }
 }
@@ -575,6 +614,17 @@ pub enum CryptoFailure {
     Decapsulation,
     /// The random source failed.
     Random,
+    /// An establish packet did not authenticate under the derived channel key: the peers
+    /// hold different pre-shared secrets or KEM secrets (FACTS §5).
+    Decryption,
+    /// An establish packet authenticated but does not carry the transcript hash.
+    TranscriptMismatch,
+    /// The peer's ephemeral KEM key was refused by encapsulation.
+    Encapsulation,
+    /// This build cannot run the configuration's algorithm.
+    Unsupported,
+    /// A local primitive failed (signing, key generation or cipher keying).
+    Primitive,
 }
 
 impl CryptoFailure {
@@ -586,6 +636,11 @@ impl CryptoFailure {
             Self::ExchangeHashMismatch => ErrorCode::HashInvalid,
             Self::Decapsulation => ErrorCode::Decapsulation,
             Self::Random => ErrorCode::Random,
+            Self::Decryption => ErrorCode::Decryption,
+            Self::TranscriptMismatch => ErrorCode::Establish,
+            Self::Encapsulation => ErrorCode::Exchange,
+            Self::Unsupported => ErrorCode::UnknownProtocol,
+            Self::Primitive => ErrorCode::General,
         }
     }
 }
@@ -604,6 +659,18 @@ impl fmt::Display for CryptoFailure {
             }
             Self::Decapsulation => "KEM decapsulation failed; the ciphertext is invalid",
             Self::Random => "the random source failed; retry once it is available",
+            Self::Decryption => {
+                "the establish packet did not authenticate; the peers' pre-shared secrets \
+                 differ (a stale peer key): re-provision the pair"
+            }
+            Self::TranscriptMismatch => {
+                "the establish packet does not carry the transcript hash; the handshake was altered"
+            }
+            Self::Encapsulation => "the peer's ephemeral KEM key is malformed; the peer is faulty",
+            Self::Unsupported => {
+                "this build cannot run the configuration's algorithms; use another configuration"
+            }
+            Self::Primitive => "a local cryptographic primitive failed; retry, report if it repeats",
         })
     }
 }

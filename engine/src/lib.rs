@@ -14,10 +14,16 @@
 //! | [`rcs`] | RCS-256 / RCS-512: Rijndael-256 CTR + KMAC tag, a stateful authenticated channel |
 //! | [`error`] | the DKTP wire error codes and the engine's [`Error`], grouped by who is to blame |
 //! | [`packet`] | the 21-byte header, stream framing, error packets, the reference's header checks |
-//! | [`pq`] | the post-quantum KEMs and signatures of every parameter set, chosen at run time |
-//! | [`config`] | configuration strings and the per-configuration sizes |
-//! | [`peer_key`] | local and remote peer keys, `.dskey` / `.dpkey` layouts |
+//! | [`pq`] | post-quantum KEMs ([`pq::KemAlg`]: ML-KEM, Kyber k = 5, Classic McEliece) and signatures ([`pq::SigAlg`]: ML-DSA, SPHINCS+), every set selectable at run time, randomness as an argument |
+//! | [`config`] | the configuration strings (`dilithium-s5_kyber-s5_sha3_rcs`, ...), their algorithms and message / key-file sizes |
+//! | [`peer_key`] | local (`.dskey`) and remote (`.dpkey`) peer keys: generation, linking, serialization |
+//! | [`pool`] | background pre-generation of ephemeral KEM key pairs (feature `pool`) |
 //! | [`key_schedule`] | handshake channel keys and pss updates (cSHAKE512), asymmetric-ratchet re-key |
+//! | [`transcript`] | the handshake's signed message hashes `hm1..hm4` and session hash `sch1..sch5` |
+//! | [`kex`] | the handshake: one state type per awaited message, client and server, the replay gate |
+//! | [`session`] | an established session: data packets, close, the outputs queue |
+//! | [`ratchet`] | the asymmetric ratchet's messages and re-key, the crossing-request rule |
+//! | [`connection`] | `Connection` (handshake then session behind one sans-IO API) and the callback adapter mapping the integration guide's functions |
 //! | [`batch`] | data packets of many sessions sealed/opened at once: KMACs in x4/x8 Keccak lanes, rayon across cores ([`batch::DataSession`] = one session's data phase) |
 //!
 //! Secrets zeroize on drop and never print; secret-dependent work is constant time.
@@ -27,14 +33,20 @@
 pub mod backend;
 pub mod batch;
 pub mod config;
+pub mod connection;
 pub mod error;
 pub mod keccak;
+pub mod kex;
 pub mod key_schedule;
 pub mod packet;
 pub mod peer_key;
+pub mod pool;
 pub mod pq;
+pub mod ratchet;
 pub mod rcs;
 pub mod rijndael;
+pub mod session;
+pub mod transcript;
 
 pub use backend::{Backend, BackendError};
 pub use error::{Error, ErrorCode};

@@ -71,7 +71,9 @@ impl fmt::Display for PeerKeyError {
                 "peer key mismatch: the local key's peer id is not the remote key's key id (or the \
                  configurations differ); link the keys of the intended peer",
             ),
-            PeerKeyError::Expired => f.write_str("peer key expired: generate and exchange new keys"),
+            PeerKeyError::Expired => {
+                f.write_str("peer key expired: generate and exchange new keys")
+            }
             PeerKeyError::Pq(e) => write!(f, "peer key generation: {e}"),
         }
     }
@@ -126,7 +128,13 @@ pub fn generate(
     let mut pss = Zeroizing::new([0u8; PSS_SIZE]);
     rng.fill(&mut pss[..])?;
     let kp = config.sig().generate(rng)?;
-    let remote = RemotePeerKey { config, expiration, keyid, pss: pss.clone(), verkey: kp.verifying.clone() };
+    let remote = RemotePeerKey {
+        config,
+        expiration,
+        keyid,
+        pss: pss.clone(),
+        verkey: kp.verifying.clone(),
+    };
     let local = LocalPeerKey {
         config,
         expiration,
@@ -160,7 +168,10 @@ fn parse_header(bytes: &[u8]) -> Result<(Config, u64, [u8; KEYID_SIZE]), PeerKey
         actual: bytes.len(),
     })?;
     let config = Config::from_wire(cfg)?;
-    let mut r = Reader { bytes, pos: CONFIG_SIZE };
+    let mut r = Reader {
+        bytes,
+        pos: CONFIG_SIZE,
+    };
     let expiration = u64::from_le_bytes(r.array()?);
     let keyid = r.array()?;
     Ok((config, expiration, keyid))
@@ -196,15 +207,29 @@ impl LocalPeerKey {
         let (config, expiration, keyid) = parse_header(bytes)?;
         let expected = config.local_peer_key_size();
         if bytes.len() != expected {
-            return Err(PeerKeyError::Length { expected, actual: bytes.len() });
+            return Err(PeerKeyError::Length {
+                expected,
+                actual: bytes.len(),
+            });
         }
         let s = config.sig().sizes();
-        let mut r = Reader { bytes, pos: CONFIG_SIZE + 8 + KEYID_SIZE };
+        let mut r = Reader {
+            bytes,
+            pos: CONFIG_SIZE + 8 + KEYID_SIZE,
+        };
         let peerid = r.array()?;
         let pss = Zeroizing::new(r.array()?);
         let sigkey = SigningKey::from_bytes(config.sig(), r.take(s.secret_key)?)?;
         let verkey = r.take(s.public_key)?.to_vec();
-        Ok(LocalPeerKey { config, expiration, keyid, peerid, pss, sigkey, verkey })
+        Ok(LocalPeerKey {
+            config,
+            expiration,
+            keyid,
+            peerid,
+            pss,
+            sigkey,
+            verkey,
+        })
     }
 
     /// The `.dskey` image (contains secrets; zeroized when dropped).
@@ -269,7 +294,11 @@ impl LocalPeerKey {
     }
     /// [`PeerKeyError::Expired`] (wire 0x0E) when expired at `now`.
     pub fn check_expiry(&self, now: u64) -> Result<(), PeerKeyError> {
-        if self.is_expired(now) { Err(PeerKeyError::Expired) } else { Ok(()) }
+        if self.is_expired(now) {
+            Err(PeerKeyError::Expired)
+        } else {
+            Ok(())
+        }
     }
     /// Erases the secrets and identities (the reference's `dktp_local_peer_key_erase`).
     pub fn erase(&mut self) {
@@ -288,12 +317,24 @@ impl RemotePeerKey {
         let (config, expiration, keyid) = parse_header(bytes)?;
         let expected = config.remote_peer_key_size();
         if bytes.len() != expected {
-            return Err(PeerKeyError::Length { expected, actual: bytes.len() });
+            return Err(PeerKeyError::Length {
+                expected,
+                actual: bytes.len(),
+            });
         }
-        let mut r = Reader { bytes, pos: CONFIG_SIZE + 8 + KEYID_SIZE };
+        let mut r = Reader {
+            bytes,
+            pos: CONFIG_SIZE + 8 + KEYID_SIZE,
+        };
         let pss = Zeroizing::new(r.array()?);
         let verkey = r.take(config.sig().sizes().public_key)?.to_vec();
-        Ok(RemotePeerKey { config, expiration, keyid, pss, verkey })
+        Ok(RemotePeerKey {
+            config,
+            expiration,
+            keyid,
+            pss,
+            verkey,
+        })
     }
 
     /// The `.dpkey` image (contains the pre-shared secret; zeroized when dropped).
@@ -337,7 +378,11 @@ impl RemotePeerKey {
     }
     /// [`PeerKeyError::Expired`] (wire 0x0E) when expired at `now`.
     pub fn check_expiry(&self, now: u64) -> Result<(), PeerKeyError> {
-        if self.is_expired(now) { Err(PeerKeyError::Expired) } else { Ok(()) }
+        if self.is_expired(now) {
+            Err(PeerKeyError::Expired)
+        } else {
+            Ok(())
+        }
     }
     /// Erases the secret and identities.
     pub fn erase(&mut self) {
@@ -408,7 +453,10 @@ mod tests {
     }
 
     fn vectors() -> serde_json::Value {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors/data/dktp_packets.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../vectors/data/dktp_packets.json"
+        );
         let text = std::fs::read_to_string(path).unwrap();
         serde_json::from_str(&text).unwrap()
     }
@@ -443,18 +491,41 @@ mod tests {
         let pk = &v["peer_keys"];
         // The generation note names the clock and the RNG seed of the recorded keys.
         let note = pk["generation"].as_str().unwrap();
-        let clock: u64 = note.split("clock ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
-        let seed = note.split("SHAKE-256('").nth(1).unwrap().split('\'').next().unwrap();
+        let clock: u64 = note
+            .split("clock ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let seed = note
+            .split("SHAKE-256('")
+            .nth(1)
+            .unwrap()
+            .split('\'')
+            .next()
+            .unwrap();
         let keyid: [u8; 16] = hex_field(pk, "keyid").try_into().unwrap();
         let mut rng = ShakeStream::new(seed.as_bytes());
         let (mut local, remote) = generate(Config::DEFAULT, keyid, clock, &mut rng).unwrap();
-        assert_eq!(&remote.to_bytes()[..], &hex_field(pk, "remote_peer_key_serialized")[..]);
+        assert_eq!(
+            &remote.to_bytes()[..],
+            &hex_field(pk, "remote_peer_key_serialized")[..]
+        );
         // The recorded local key was linked to the peer id b0..bf.
-        let peer = RemotePeerKey { keyid: hex_field(pk, "peerid").try_into().unwrap(), ..remote.clone() };
+        let peer = RemotePeerKey {
+            keyid: hex_field(pk, "peerid").try_into().unwrap(),
+            ..remote.clone()
+        };
         assert_eq!(check_link(&local, &peer), Err(PeerKeyError::Mismatch));
         link(&mut local, &peer);
         assert!(check_link(&local, &peer).is_ok());
-        assert_eq!(&local.to_bytes()[..], &hex_field(pk, "local_peer_key_serialized")[..]);
+        assert_eq!(
+            &local.to_bytes()[..],
+            &hex_field(pk, "local_peer_key_serialized")[..]
+        );
     }
 
     #[test]
@@ -467,12 +538,18 @@ mod tests {
         }
         let mut longer = local_bytes.clone();
         longer.push(0);
-        assert!(matches!(LocalPeerKey::from_bytes(&longer), Err(PeerKeyError::Length { .. })));
+        assert!(matches!(
+            LocalPeerKey::from_bytes(&longer),
+            Err(PeerKeyError::Length { .. })
+        ));
         assert!(RemotePeerKey::from_bytes(&local_bytes).is_err());
         assert!(LocalPeerKey::from_bytes(&remote_bytes).is_err());
         let mut bad = remote_bytes.clone();
         bad[0] = b'x';
-        assert!(matches!(RemotePeerKey::from_bytes(&bad), Err(PeerKeyError::Config(_))));
+        assert!(matches!(
+            RemotePeerKey::from_bytes(&bad),
+            Err(PeerKeyError::Config(_))
+        ));
     }
 
     #[test]
@@ -502,7 +579,8 @@ mod tests {
 
     #[test]
     fn erase_and_debug_hide_secrets() {
-        let (mut local, _) = generate(Config::DEFAULT, [7; 16], 0, &mut crate::pq::OsEntropy).unwrap();
+        let (mut local, _) =
+            generate(Config::DEFAULT, [7; 16], 0, &mut crate::pq::OsEntropy).unwrap();
         local.set_pss(&[0xee; 32]);
         let s = format!("{local:?}");
         assert!(!s.contains("eeee") && s.contains("<redacted>"), "{s}");

@@ -127,10 +127,18 @@ pub enum RcsError {
 impl fmt::Display for RcsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::BadKeyLength(n) => write!(f, "RCS key of {n} bytes; RCS-256 takes 32, RCS-512 64"),
-            Self::BadLength => f.write_str("RCS packet shorter than its tag or tag buffer of the wrong size"),
-            Self::Authentication => f.write_str("RCS authentication failed; the channel is closed, reconnect"),
-            Self::ChannelDead => f.write_str("RCS channel is dead after an authentication failure; reconnect"),
+            Self::BadKeyLength(n) => {
+                write!(f, "RCS key of {n} bytes; RCS-256 takes 32, RCS-512 64")
+            }
+            Self::BadLength => {
+                f.write_str("RCS packet shorter than its tag or tag buffer of the wrong size")
+            }
+            Self::Authentication => {
+                f.write_str("RCS authentication failed; the channel is closed, reconnect")
+            }
+            Self::ChannelDead => {
+                f.write_str("RCS channel is dead after an authentication failure; reconnect")
+            }
             Self::Backend(e) => write!(f, "RCS backend: {e}"),
         }
     }
@@ -221,7 +229,13 @@ impl<V: Variant> RcsChannel<V> {
         let (round_keys, rest) = stream.split_at(blocks * V::RATE);
         let cipher = Rijndael256::new(backend, round_keys.get(..rk_len).unwrap_or(round_keys))?;
         let mac = <V::Mac as sealed::MacOps>::new(rest.get(..V::KEY_LEN).unwrap_or(rest));
-        Ok(Self { cipher, mac, nonce: *nonce, counter: 1, dead: false })
+        Ok(Self {
+            cipher,
+            mac,
+            nonce: *nonce,
+            counter: 1,
+            dead: false,
+        })
     }
 
     /// The backend this channel runs on.
@@ -271,7 +285,12 @@ impl<V: Variant> RcsChannel<V> {
     }
 
     /// Encrypts `buf` in place and writes the tag (`V::TAG_LEN` bytes) into `tag`.
-    pub fn seal_in_place(&mut self, ad: &[u8], buf: &mut [u8], tag: &mut [u8]) -> Result<(), RcsError> {
+    pub fn seal_in_place(
+        &mut self,
+        ad: &[u8],
+        buf: &mut [u8],
+        tag: &mut [u8],
+    ) -> Result<(), RcsError> {
         use sealed::MacOps;
         if self.dead {
             return Err(RcsError::ChannelDead);

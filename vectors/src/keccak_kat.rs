@@ -8,9 +8,10 @@ use serde_json::Value;
 
 /// Whether the file is in this format.
 pub fn recognizes(v: &Value) -> bool {
-    v.get("vectors")
-        .and_then(Value::as_array)
-        .is_some_and(|a| a.iter().any(|c| c.get("alg").is_some() && c.get("out").is_some()))
+    v.get("vectors").and_then(Value::as_array).is_some_and(|a| {
+        a.iter()
+            .any(|c| c.get("alg").is_some() && c.get("out").is_some())
+    })
 }
 
 /// Checks every case.

@@ -9,7 +9,9 @@ use serde_json::Value;
 pub mod kdf_kat;
 pub mod keccak_kat;
 pub mod packets_kat;
+pub mod pqc_kat;
 pub mod rcs_kat;
+pub mod transcript_kat;
 
 /// Pass/fail/skip counts for one or more files, with the names of failing cases.
 #[derive(Debug, Default, Clone)]
@@ -67,6 +69,14 @@ pub fn check_value(v: &Value, tally: &mut Tally) -> bool {
     if packets_kat::recognizes(v) {
         recognized = true;
         packets_kat::run(v, tally);
+    }
+    if transcript_kat::recognizes(v) {
+        recognized = true;
+        transcript_kat::run(v, tally);
+    }
+    if pqc_kat::recognizes(v) {
+        recognized = true;
+        pqc_kat::run(v, tally);
     }
     recognized
 }

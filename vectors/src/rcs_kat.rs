@@ -28,15 +28,35 @@ pub fn run(v: &Value, t: &mut Tally) {
 
 /// Checks every case on one backend.
 pub fn run_on(backend: Backend, v: &Value, t: &mut Tally) {
-    let arr = |k: &str| v.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
+    let arr = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
     for (i, case) in arr("single").iter().enumerate() {
-        dispatch(case, t, |c, t| single(backend, c, t, i, "single"), || format!("rcs single {i}"));
+        dispatch(
+            case,
+            t,
+            |c, t| single(backend, c, t, i, "single"),
+            || format!("rcs single {i}"),
+        );
     }
     for (i, case) in arr("nonce_carry").iter().enumerate() {
-        dispatch(case, t, |c, t| single(backend, c, t, i, "nonce_carry"), || format!("rcs nonce_carry {i}"));
+        dispatch(
+            case,
+            t,
+            |c, t| single(backend, c, t, i, "nonce_carry"),
+            || format!("rcs nonce_carry {i}"),
+        );
     }
     for (i, case) in arr("multi").iter().enumerate() {
-        dispatch(case, t, |c, t| multi(backend, c, t, i), || format!("rcs multi {i}"));
+        dispatch(
+            case,
+            t,
+            |c, t| multi(backend, c, t, i),
+            || format!("rcs multi {i}"),
+        );
     }
 }
 
@@ -68,14 +88,26 @@ fn nonce32(c: &Value, key: &str) -> Option<[u8; 32]> {
     hex_field(c, key)?.try_into().ok()
 }
 
-fn single_v<V: Variant>(backend: Backend, c: &Value, t: &mut Tally, i: usize, kind: &str) -> Option<()> {
+fn single_v<V: Variant>(
+    backend: Backend,
+    c: &Value,
+    t: &mut Tally,
+    i: usize,
+    kind: &str,
+) -> Option<()> {
     let key = hex_field(c, "key")?;
     let nonce = nonce32(c, "nonce")?;
     let info = hex_field(c, "info").unwrap_or_default();
     let ad = hex_field(c, "ad").unwrap_or_default();
     let pt = hex_field(c, "pt")?;
     let want_ct = hex_field(c, "ct")?;
-    let name = |what: &str| format!("rcs {kind} {i} ({}, {} bytes, {backend}): {what}", V::LABEL, pt.len());
+    let name = |what: &str| {
+        format!(
+            "rcs {kind} {i} ({}, {} bytes, {backend}): {what}",
+            V::LABEL,
+            pt.len()
+        )
+    };
 
     let mut enc = RcsChannel::<V>::with_backend(backend, &key, &nonce, &info).ok()?;
     let mut ct = Vec::new();
@@ -91,7 +123,10 @@ fn single_v<V: Variant>(backend: Backend, c: &Value, t: &mut Tally, i: usize, ki
         let r = dec.open(&ad, &want_ct, &mut out);
         t.check(|| name("decrypt"), r.is_ok() == ok && (!ok || out == pt));
     }
-    if let Some(ret) = c.get("tampered_tag_decrypt_returns").and_then(Value::as_bool) {
+    if let Some(ret) = c
+        .get("tampered_tag_decrypt_returns")
+        .and_then(Value::as_bool)
+    {
         let mut dec = RcsChannel::<V>::with_backend(backend, &key, &nonce, &info).ok()?;
         let mut bad = want_ct.clone();
         if let Some(last) = bad.last_mut() {
@@ -124,7 +159,8 @@ fn multi_v<V: Variant>(backend: Backend, c: &Value, t: &mut Tally, i: usize) -> 
     let mut dec = RcsChannel::<V>::with_backend(backend, &key, &nonce, &info).ok()?;
     let mut dec2 = RcsChannel::<V>::with_backend(backend, &key, &nonce, &info).ok()?;
     for (k, p) in packets.iter().enumerate() {
-        let name = |what: &str| format!("rcs multi {i} packet {k} ({}, {backend}): {what}", V::LABEL);
+        let name =
+            |what: &str| format!("rcs multi {i} packet {k} ({}, {backend}): {what}", V::LABEL);
         let ad = hex_field(p, "ad").unwrap_or_default();
         let pt = hex_field(p, "pt")?;
         let want = hex_field(p, "ct")?;

@@ -45,7 +45,9 @@ fn mutate(v: &mut Value, field: &str, nth: usize) -> bool {
         match v {
             Value::Object(map) => {
                 if let Some(Value::String(s)) = map.get_mut(field) {
-                    if !s.is_empty() {
+                    // Only hex data counts (descriptions such as `input_rules` share names).
+                    if !s.is_empty() && s.len() % 2 == 0 && s.bytes().all(|b| b.is_ascii_hexdigit())
+                    {
                         if *nth == 0 {
                             let mut bytes = s.clone().into_bytes();
                             let mid = bytes.len() / 2;
@@ -68,7 +70,10 @@ fn mutate(v: &mut Value, field: &str, nth: usize) -> bool {
 
 #[test]
 fn a_changed_byte_fails() {
-    for (file, fields) in [("keccak.json", &["out", "msg", "key"][..]), ("rcs.json", &["ct", "pt", "key", "nonce", "ad"][..])] {
+    for (file, fields) in [
+        ("keccak.json", &["out", "msg", "key"][..]),
+        ("rcs.json", &["ct", "pt", "key", "nonce", "ad"][..]),
+    ] {
         let base = load(file);
         let clean = run(&base);
         assert_eq!(clean.failed, 0);
@@ -79,7 +84,10 @@ fn a_changed_byte_fails() {
                     continue;
                 }
                 let t = run(&v);
-                assert!(t.failed > 0, "{file}: changing {field} #{nth} went unnoticed");
+                assert!(
+                    t.failed > 0,
+                    "{file}: changing {field} #{nth} went unnoticed"
+                );
             }
         }
     }

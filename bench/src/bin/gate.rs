@@ -46,7 +46,8 @@ fn run_kernel(name: &str, n: u64) -> Result<(), String> {
     let backend = Backend::selected().map_err(|e| e.to_string())?;
     match name {
         "rcs512_seal_1500" => {
-            let mut ch = Rcs512Channel::with_backend(backend, &[7; 64], &[9; 32], &[]).map_err(|e| e.to_string())?;
+            let mut ch = Rcs512Channel::with_backend(backend, &[7; 64], &[9; 32], &[])
+                .map_err(|e| e.to_string())?;
             let mut buf = vec![1u8; 1500];
             let mut tag = [0u8; 64];
             measured(n, &mut || {
@@ -54,8 +55,10 @@ fn run_kernel(name: &str, n: u64) -> Result<(), String> {
             });
         }
         "rcs512_open_1500" => {
-            let mut tx = Rcs512Channel::with_backend(backend, &[7; 64], &[9; 32], &[]).map_err(|e| e.to_string())?;
-            let mut rx = Rcs512Channel::with_backend(backend, &[7; 64], &[9; 32], &[]).map_err(|e| e.to_string())?;
+            let mut tx = Rcs512Channel::with_backend(backend, &[7; 64], &[9; 32], &[])
+                .map_err(|e| e.to_string())?;
+            let mut rx = Rcs512Channel::with_backend(backend, &[7; 64], &[9; 32], &[])
+                .map_err(|e| e.to_string())?;
             let mut packets: Vec<Vec<u8>> = (0..n)
                 .map(|_| {
                     let mut p = Vec::new();
@@ -130,7 +133,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("__kernel") {
         let name = args.get(1).cloned().unwrap_or_default();
-        let n = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(ITERATIONS);
+        let n = args
+            .get(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(ITERATIONS);
         return match run_kernel(&name, n) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -164,12 +170,19 @@ fn main() -> ExitCode {
         .and_then(|v| v.as_str())
         .map(str::to_string)
         .unwrap_or_else(|| {
-            if Backend::Aesni.is_available() { "aesni".into() } else { "portable".into() }
+            if Backend::Aesni.is_available() {
+                "aesni".into()
+            } else {
+                "portable".into()
+            }
         });
     let mut now = BTreeMap::new();
     let mut failed = false;
     println!("instruction counts per iteration (callgrind, DKTP_BACKEND={backend})");
-    println!("{:<20}{:>14}{:>14}{:>10}  ", "kernel", "baseline", "now", "change");
+    println!(
+        "{:<20}{:>14}{:>14}{:>10}  ",
+        "kernel", "baseline", "now", "change"
+    );
     for (name, what) in KERNELS {
         let c = match count(&exe, &backend, name) {
             Ok(c) => c,
@@ -179,13 +192,20 @@ fn main() -> ExitCode {
             }
         };
         now.insert(name.to_string(), c.round() as u64);
-        let base = baseline.get("kernels").and_then(|k| k.get(*name)).and_then(|v| v.as_f64());
+        let base = baseline
+            .get("kernels")
+            .and_then(|k| k.get(*name))
+            .and_then(|v| v.as_f64());
         let (base_s, change_s, verdict) = match base {
             Some(b) if b > 0.0 => {
                 let pct = (c - b) / b * 100.0;
                 let bad = pct > threshold;
                 failed |= bad && !save;
-                (format!("{b:.0}"), format!("{pct:+.2}%"), if bad { "REGRESSION" } else { "ok" })
+                (
+                    format!("{b:.0}"),
+                    format!("{pct:+.2}%"),
+                    if bad { "REGRESSION" } else { "ok" },
+                )
             }
             _ => ("-".into(), "-".into(), "new"),
         };

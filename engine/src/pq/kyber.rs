@@ -33,13 +33,37 @@ pub struct Params {
 }
 
 /// ML-KEM-512 (FIPS 203 Table 2).
-pub const ML_KEM_512: Params = Params { k: 2, eta1: 3, eta2: 2, du: 10, dv: 4 };
+pub const ML_KEM_512: Params = Params {
+    k: 2,
+    eta1: 3,
+    eta2: 2,
+    du: 10,
+    dv: 4,
+};
 /// ML-KEM-768.
-pub const ML_KEM_768: Params = Params { k: 3, eta1: 2, eta2: 2, du: 10, dv: 4 };
+pub const ML_KEM_768: Params = Params {
+    k: 3,
+    eta1: 2,
+    eta2: 2,
+    du: 10,
+    dv: 4,
+};
 /// ML-KEM-1024.
-pub const ML_KEM_1024: Params = Params { k: 4, eta1: 2, eta2: 2, du: 11, dv: 5 };
+pub const ML_KEM_1024: Params = Params {
+    k: 4,
+    eta1: 2,
+    eta2: 2,
+    du: 11,
+    dv: 5,
+};
 /// The reference's non-standard "Kyber S6": k = 5.
-pub const KYBER_K5: Params = Params { k: 5, eta1: 2, eta2: 2, du: 11, dv: 5 };
+pub const KYBER_K5: Params = Params {
+    k: 5,
+    eta1: 2,
+    eta2: 2,
+    du: 11,
+    dv: 5,
+};
 
 /// Largest rank supported (fixed-size stack arrays).
 const K_MAX: usize = 5;
@@ -553,7 +577,10 @@ pub fn decapsulate(p: &Params, dk: &[u8], c: &[u8]) -> Result<[u8; 32], KyberErr
     let mut c2 = vec![0u8; p.ct_len()];
     pke_encrypt(p, ek, &m, &r, &mut c2);
     // Constant-time compare and select.
-    let diff = c.iter().zip(c2.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    let diff = c
+        .iter()
+        .zip(c2.iter())
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
     let equal = subtle::ConstantTimeEq::ct_eq(&diff, &0u8);
     let mut key = [0u8; 32];
     for i in 0..32 {
@@ -571,13 +598,34 @@ mod tests {
 
     #[test]
     fn sizes_match_fips203() {
-        assert_eq!((ML_KEM_512.ek_len(), ML_KEM_512.dk_len(), ML_KEM_512.ct_len()), (800, 1632, 768));
-        assert_eq!((ML_KEM_768.ek_len(), ML_KEM_768.dk_len(), ML_KEM_768.ct_len()), (1184, 2400, 1088));
         assert_eq!(
-            (ML_KEM_1024.ek_len(), ML_KEM_1024.dk_len(), ML_KEM_1024.ct_len()),
+            (
+                ML_KEM_512.ek_len(),
+                ML_KEM_512.dk_len(),
+                ML_KEM_512.ct_len()
+            ),
+            (800, 1632, 768)
+        );
+        assert_eq!(
+            (
+                ML_KEM_768.ek_len(),
+                ML_KEM_768.dk_len(),
+                ML_KEM_768.ct_len()
+            ),
+            (1184, 2400, 1088)
+        );
+        assert_eq!(
+            (
+                ML_KEM_1024.ek_len(),
+                ML_KEM_1024.dk_len(),
+                ML_KEM_1024.ct_len()
+            ),
             (1568, 3168, 1568)
         );
-        assert_eq!((KYBER_K5.ek_len(), KYBER_K5.dk_len(), KYBER_K5.ct_len()), (1952, 3936, 1920));
+        assert_eq!(
+            (KYBER_K5.ek_len(), KYBER_K5.dk_len(), KYBER_K5.ct_len()),
+            (1952, 3936, 1920)
+        );
     }
 
     #[test]
@@ -603,6 +651,9 @@ mod tests {
         assert!(decapsulate(&p, &[0u8; 10], &[0u8; 32]).is_err());
         let mut ek = vec![0xffu8; p.ek_len()];
         ek[0] = 0xff;
-        assert_eq!(encapsulate(&p, &ek, &[0u8; 32]).err(), Some(KyberError::EncapsulationKey));
+        assert_eq!(
+            encapsulate(&p, &ek, &[0u8; 32]).err(),
+            Some(KyberError::EncapsulationKey)
+        );
     }
 }

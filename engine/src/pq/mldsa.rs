@@ -27,8 +27,8 @@ pub(super) fn verify(alg: SigAlg, vk: &[u8], msg: &[u8], sig: &[u8]) -> Result<b
 #[cfg(not(any(target_arch = "wasm32", feature = "pure")))]
 mod backend {
     use super::super::{PqError, SecretBytes, SigAlg};
-    use libcrux_ml_dsa::{ml_dsa_44, ml_dsa_65, ml_dsa_87};
     use libcrux_ml_dsa::{MLDSASignature, MLDSASigningKey, MLDSAVerificationKey};
+    use libcrux_ml_dsa::{ml_dsa_44, ml_dsa_65, ml_dsa_87};
     use zeroize::Zeroize;
 
     macro_rules! per_set {
@@ -52,7 +52,11 @@ mod backend {
     }
 
     fn array<const N: usize>(what: &'static str, b: &[u8]) -> Result<[u8; N], PqError> {
-        b.try_into().map_err(|_| PqError::Length { what, expected: N, actual: b.len() })
+        b.try_into().map_err(|_| PqError::Length {
+            what,
+            expected: N,
+            actual: b.len(),
+        })
     }
 
     pub(super) fn keygen(alg: SigAlg, xi: [u8; 32]) -> Result<(Vec<u8>, SecretBytes), PqError> {
@@ -88,30 +92,43 @@ mod backend {
 #[cfg(any(target_arch = "wasm32", feature = "pure"))]
 mod backend {
     use super::super::{PqError, SecretBytes, SigAlg};
-    use ml_dsa::{EncodedSignature, EncodedVerifyingKey, ExpandedSigningKey, MlDsa44, MlDsa65, MlDsa87};
-    use ml_dsa::{KeyGen, MlDsaParams, Signature, SigningKey, VerifyingKey};
+    use ml_dsa::{
+        EncodedSignature, EncodedVerifyingKey, ExpandedSigningKey, ExpandedSigningKeyBytes,
+    };
+    use ml_dsa::{MlDsa44, MlDsa65, MlDsa87, MlDsaParams, Signature, SigningKey, VerifyingKey};
 
     fn keygen_p<P: MlDsaParams>(xi: [u8; 32]) -> (Vec<u8>, SecretBytes) {
-        let kp = P::from_seed(&xi.into());
-        let vk = kp.verifying_key().encode();
+        let kp = SigningKey::<P>::from_seed(&xi.into());
+        let vk = kp.expanded_key().verifying_key().encode();
         #[allow(deprecated)]
-        let sk = kp.signing_key().to_expanded();
+        let sk = kp.expanded_key().to_expanded();
         (vk.to_vec(), SecretBytes::from_slice(&sk))
     }
 
     fn sign_p<P: MlDsaParams>(sk: &[u8], msg: &[u8]) -> Result<Vec<u8>, PqError> {
-        let enc = ExpandedSigningKey::<P>::try_from(sk).map_err(|_| PqError::InvalidSecretKey)?;
+        let enc =
+            ExpandedSigningKeyBytes::<P>::try_from(sk).map_err(|_| PqError::InvalidSecretKey)?;
+        // The crate's expanded-key decoding trusts its input; check s1 and s2 first.
+        if !super::expanded_sk_in_range(sk) {
+            return Err(PqError::InvalidSecretKey);
+        }
         #[allow(deprecated)]
-        let key = SigningKey::<P>::from_expanded(&enc);
-        let sig = key.sign_deterministic(msg, b"").map_err(|_| PqError::SigningFailed)?;
+        let key = ExpandedSigningKey::<P>::from_expanded(&enc);
+        let sig = key
+            .sign_deterministic(msg, b"")
+            .map_err(|_| PqError::SigningFailed)?;
         Ok(sig.encode().to_vec())
     }
 
     fn verify_p<P: MlDsaParams>(vk: &[u8], msg: &[u8], sig: &[u8]) -> Result<bool, PqError> {
         let enc = EncodedVerifyingKey::<P>::try_from(vk).map_err(|_| PqError::InvalidPublicKey)?;
         let key = VerifyingKey::<P>::decode(&enc);
-        let Ok(esig) = EncodedSignature::<P>::try_from(sig) else { return Ok(false) };
-        let Some(s) = Signature::<P>::decode(&esig) else { return Ok(false) };
+        let Ok(esig) = EncodedSignature::<P>::try_from(sig) else {
+            return Ok(false);
+        };
+        let Some(s) = Signature::<P>::decode(&esig) else {
+            return Ok(false);
+        };
         Ok(key.verify_with_context(msg, b"", &s))
     }
 
@@ -139,6 +156,49 @@ mod backend {
             SigAlg::MlDsa65 => verify_p::<MlDsa65>(vk, msg, sig),
             SigAlg::MlDsa87 => verify_p::<MlDsa87>(vk, msg, sig),
             _ => Err(PqError::AlgorithmMismatch),
+        }
+    }
+}
+
+/// FIPS 204 skDecode precondition: every packed s1/s2 coefficient η − s is at most 2η
+/// (sk = ρ ‖ K ‖ tr ‖ s1 ‖ s2 ‖ t0; 3-bit fields for η = 2, 4-bit for η = 4).
+#[cfg_attr(not(any(target_arch = "wasm32", feature = "pure")), allow(dead_code))]
+fn expanded_sk_in_range(sk: &[u8]) -> bool {
+    let (k, l, eta) = match sk.len() {
+        2560 => (4, 4, 2),
+        4032 => (6, 5, 4),
+        4896 => (8, 7, 2),
+        _ => return false,
+    };
+    let bits = if eta == 2 { 3 } else { 4 };
+    let packed = &sk[128..128 + (k + l) * 32 * bits];
+    let mut acc: u32 = 0;
+    let mut nbits = 0;
+    let mut ok = true;
+    for &b in packed {
+        acc |= u32::from(b) << nbits;
+        nbits += 8;
+        while nbits >= bits {
+            ok &= (acc & ((1 << bits) - 1)) <= 2 * eta;
+            acc >>= bits;
+            nbits -= bits;
+        }
+    }
+    ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expanded_key_range_check() {
+        for alg in [SigAlg::MlDsa44, SigAlg::MlDsa65, SigAlg::MlDsa87] {
+            let (_, sk) = keygen(alg, &[3u8; 32]).unwrap();
+            assert!(expanded_sk_in_range(sk.expose()));
+            let mut bad = sk.expose().to_vec();
+            bad[128] = 0xff;
+            assert!(!expanded_sk_in_range(&bad));
         }
     }
 }

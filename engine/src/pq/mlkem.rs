@@ -8,7 +8,11 @@ use super::{KemAlg, PqError, SecretBytes, SharedSecret};
 impl From<KyberError> for PqError {
     fn from(e: KyberError) -> Self {
         match e {
-            KyberError::Length => PqError::Length { what: "ML-KEM input", expected: 0, actual: 0 },
+            KyberError::Length => PqError::Length {
+                what: "ML-KEM input",
+                expected: 0,
+                actual: 0,
+            },
             KyberError::EncapsulationKey => PqError::InvalidPublicKey,
             KyberError::DecapsulationKey => PqError::InvalidSecretKey,
         }
@@ -16,7 +20,11 @@ impl From<KyberError> for PqError {
 }
 
 /// Key generation from d‖z.
-pub(super) fn keygen(alg: KemAlg, p: &Params, coins: &[u8; 64]) -> Result<(Vec<u8>, SecretBytes), PqError> {
+pub(super) fn keygen(
+    alg: KemAlg,
+    p: &Params,
+    coins: &[u8; 64],
+) -> Result<(Vec<u8>, SecretBytes), PqError> {
     #[cfg(not(target_arch = "wasm32"))]
     if let Some(r) = native::keygen(alg, coins) {
         return Ok(r);
@@ -43,7 +51,12 @@ pub(super) fn encapsulate(
 }
 
 /// Decapsulation (lengths already checked; dk validated when it was loaded).
-pub(super) fn decapsulate(alg: KemAlg, p: &Params, sk: &[u8], ct: &[u8]) -> Result<SharedSecret, PqError> {
+pub(super) fn decapsulate(
+    alg: KemAlg,
+    p: &Params,
+    sk: &[u8],
+    ct: &[u8],
+) -> Result<SharedSecret, PqError> {
     #[cfg(not(target_arch = "wasm32"))]
     if let Some(r) = native::decapsulate(alg, sk, ct) {
         return r;
@@ -107,7 +120,11 @@ mod native {
         })())
     }
 
-    pub(super) fn decapsulate(alg: KemAlg, sk: &[u8], ct: &[u8]) -> Option<Result<SharedSecret, PqError>> {
+    pub(super) fn decapsulate(
+        alg: KemAlg,
+        sk: &[u8],
+        ct: &[u8],
+    ) -> Option<Result<SharedSecret, PqError>> {
         let s = alg.sizes();
         per_set!(alg, m, Sk => (|| {
             check_len("KEM secret key", s.secret_key, sk.len())?;

@@ -27,8 +27,8 @@ pub mod kyber;
 pub mod mceliece;
 mod mldsa;
 mod mlkem;
-pub mod sphincs;
 pub mod speed;
+pub mod sphincs;
 
 /// Shared-secret length of every DKTP KEM.
 pub const SHARED_SECRET_LEN: usize = 32;
@@ -73,23 +73,31 @@ pub enum PqError {
 impl fmt::Display for PqError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PqError::Length { what, expected, actual } => write!(
+            PqError::Length {
+                what,
+                expected,
+                actual,
+            } => write!(
                 f,
                 "{what} is {actual} bytes but this parameter set needs {expected}: check that \
                  both peers use the same configuration"
             ),
-            PqError::InvalidPublicKey => {
-                f.write_str("the public key is malformed (coefficient out of range): refuse the peer")
+            PqError::InvalidPublicKey => f.write_str(
+                "the public key is malformed (coefficient out of range): refuse the peer",
+            ),
+            PqError::InvalidSecretKey => f.write_str(
+                "the secret key is corrupt (embedded hash mismatch): regenerate or restore the key",
+            ),
+            PqError::AlgorithmMismatch => f.write_str(
+                "the key belongs to another parameter set: load the key of this configuration",
+            ),
+            PqError::BadSignature => {
+                f.write_str("signature verification failed: the peer is not who it claims")
             }
-            PqError::InvalidSecretKey => {
-                f.write_str("the secret key is corrupt (embedded hash mismatch): regenerate or restore the key")
-            }
-            PqError::AlgorithmMismatch => {
-                f.write_str("the key belongs to another parameter set: load the key of this configuration")
-            }
-            PqError::BadSignature => f.write_str("signature verification failed: the peer is not who it claims"),
             PqError::SigningFailed => f.write_str("signing failed: retry; report if it repeats"),
-            PqError::Random => f.write_str("the randomness source failed or recorded coins ran out"),
+            PqError::Random => {
+                f.write_str("the randomness source failed or recorded coins ran out")
+            }
             PqError::Unsupported { alg, reason } => {
                 write!(f, "{alg} is not available in this build: {reason}")
             }
@@ -100,7 +108,15 @@ impl fmt::Display for PqError {
 impl std::error::Error for PqError {}
 
 fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<(), PqError> {
-    if expected == actual { Ok(()) } else { Err(PqError::Length { what, expected, actual }) }
+    if expected == actual {
+        Ok(())
+    } else {
+        Err(PqError::Length {
+            what,
+            expected,
+            actual,
+        })
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -142,7 +158,9 @@ impl<'a> Coins<'a> {
 
 impl fmt::Debug for Coins<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Coins").field("remaining", &self.remaining()).finish_non_exhaustive()
+        f.debug_struct("Coins")
+            .field("remaining", &self.remaining())
+            .finish_non_exhaustive()
     }
 }
 
@@ -344,7 +362,12 @@ impl KemAlg {
             KemAlg::McEliece6960119 => (1_047_319, 13_948, 226, 32),
             KemAlg::McEliece8192128 => (1_357_824, 14_120, 240, 32),
         };
-        KemSizes { public_key, secret_key, ciphertext, keygen_coins }
+        KemSizes {
+            public_key,
+            secret_key,
+            ciphertext,
+            keygen_coins,
+        }
     }
 
     /// Key generation, deterministic in the bytes drawn from `rng` (64 for ML-KEM: d‖z;
@@ -354,10 +377,16 @@ impl KemAlg {
             let mut coins = Zeroizing::new([0u8; 64]);
             rng.fill(&mut coins[..])?;
             let (pk, sk) = mlkem::keygen(self, &p, &coins)?;
-            return Ok(KemKeyPair { public: pk, secret: KemSecretKey::trusted(self, sk) });
+            return Ok(KemKeyPair {
+                public: pk,
+                secret: KemSecretKey::trusted(self, sk),
+            });
         }
         let (pk, sk) = mceliece::keygen(self, rng)?;
-        Ok(KemKeyPair { public: pk, secret: KemSecretKey::trusted(self, sk) })
+        Ok(KemKeyPair {
+            public: pk,
+            secret: KemSecretKey::trusted(self, sk),
+        })
     }
 
     /// Key generation for a one-use (ephemeral) key pair: the fastest available backend,
@@ -367,7 +396,10 @@ impl KemAlg {
         if self.is_mceliece() {
             if let Some(r) = mceliece::keygen_fast(self) {
                 let (pk, sk) = r?;
-                return Ok(KemKeyPair { public: pk, secret: KemSecretKey::trusted(self, sk) });
+                return Ok(KemKeyPair {
+                    public: pk,
+                    secret: KemSecretKey::trusted(self, sk),
+                });
             }
         }
         self.generate(rng)
@@ -392,7 +424,11 @@ impl KemAlg {
 
     /// Decapsulates `ciphertext`. An invalid ciphertext yields the implicit-rejection value
     /// (FIPS 203 J(z‖c) for ML-KEM; the round-3 value for McEliece), never an error.
-    pub fn decapsulate(self, secret_key: &KemSecretKey, ciphertext: &[u8]) -> Result<SharedSecret, PqError> {
+    pub fn decapsulate(
+        self,
+        secret_key: &KemSecretKey,
+        ciphertext: &[u8],
+    ) -> Result<SharedSecret, PqError> {
         if secret_key.alg != self {
             return Err(PqError::AlgorithmMismatch);
         }
@@ -431,7 +467,10 @@ impl KemSecretKey {
                 return Err(PqError::InvalidSecretKey);
             }
         }
-        Ok(KemSecretKey { alg, bytes: SecretBytes::from_slice(bytes) })
+        Ok(KemSecretKey {
+            alg,
+            bytes: SecretBytes::from_slice(bytes),
+        })
     }
 
     /// The parameter set.
@@ -467,7 +506,11 @@ pub trait Kem {
     /// Key generation from `rng`.
     fn kem_generate(&self, rng: &mut dyn Entropy) -> Result<KemKeyPair, PqError>;
     /// Encapsulation to a public key.
-    fn kem_encapsulate(&self, pk: &[u8], rng: &mut dyn Entropy) -> Result<(Vec<u8>, SharedSecret), PqError>;
+    fn kem_encapsulate(
+        &self,
+        pk: &[u8],
+        rng: &mut dyn Entropy,
+    ) -> Result<(Vec<u8>, SharedSecret), PqError>;
     /// Decapsulation.
     fn kem_decapsulate(&self, sk: &KemSecretKey, ct: &[u8]) -> Result<SharedSecret, PqError>;
 }
@@ -479,7 +522,11 @@ impl Kem for KemAlg {
     fn kem_generate(&self, rng: &mut dyn Entropy) -> Result<KemKeyPair, PqError> {
         self.generate(rng)
     }
-    fn kem_encapsulate(&self, pk: &[u8], rng: &mut dyn Entropy) -> Result<(Vec<u8>, SharedSecret), PqError> {
+    fn kem_encapsulate(
+        &self,
+        pk: &[u8],
+        rng: &mut dyn Entropy,
+    ) -> Result<(Vec<u8>, SharedSecret), PqError> {
         self.encapsulate(pk, rng)
     }
     fn kem_decapsulate(&self, sk: &KemSecretKey, ct: &[u8]) -> Result<SharedSecret, PqError> {
@@ -569,7 +616,10 @@ impl SigAlg {
 
     /// Whether a SPHINCS+ set.
     pub const fn is_sphincs(self) -> bool {
-        matches!(self, SigAlg::Sphincs128s | SigAlg::Sphincs192s | SigAlg::Sphincs256s)
+        matches!(
+            self,
+            SigAlg::Sphincs128s | SigAlg::Sphincs192s | SigAlg::Sphincs256s
+        )
     }
 
     /// Sizes (FACTS §10).
@@ -582,7 +632,13 @@ impl SigAlg {
             SigAlg::Sphincs192s => (48, 96, 16224, 72, 24),
             SigAlg::Sphincs256s => (64, 128, 29792, 96, 32),
         };
-        SigSizes { public_key, secret_key, signature, keygen_coins, sign_coins }
+        SigSizes {
+            public_key,
+            secret_key,
+            signature,
+            keygen_coins,
+            sign_coins,
+        }
     }
 
     /// Key generation, deterministic in the bytes drawn (ML-DSA: ξ, 32 bytes; SPHINCS+:
@@ -595,12 +651,23 @@ impl SigAlg {
         } else {
             mldsa::keygen(self, &coins)?
         };
-        Ok(SigKeyPair { verifying: vk, signing: SigningKey { alg: self, bytes: sk } })
+        Ok(SigKeyPair {
+            verifying: vk,
+            signing: SigningKey {
+                alg: self,
+                bytes: sk,
+            },
+        })
     }
 
     /// Signs `message` in the attached form `signature ‖ message`. ML-DSA is deterministic
     /// (draws nothing); SPHINCS+ draws n bytes of optrand.
-    pub fn sign(self, key: &SigningKey, message: &[u8], rng: &mut dyn Entropy) -> Result<Vec<u8>, PqError> {
+    pub fn sign(
+        self,
+        key: &SigningKey,
+        message: &[u8],
+        rng: &mut dyn Entropy,
+    ) -> Result<Vec<u8>, PqError> {
         if key.alg != self {
             return Err(PqError::AlgorithmMismatch);
         }
@@ -629,7 +696,11 @@ impl SigAlg {
         } else {
             mldsa::verify(self, public_key, msg, sig)?
         };
-        if ok { Ok(msg) } else { Err(PqError::BadSignature) }
+        if ok {
+            Ok(msg)
+        } else {
+            Err(PqError::BadSignature)
+        }
     }
 }
 
@@ -650,11 +721,17 @@ impl SigningKey {
     /// Loads a signing key, checking its length.
     pub fn from_bytes(alg: SigAlg, bytes: &[u8]) -> Result<Self, PqError> {
         check_len("signing key", alg.sizes().secret_key, bytes.len())?;
-        Ok(SigningKey { alg, bytes: SecretBytes::from_slice(bytes) })
+        Ok(SigningKey {
+            alg,
+            bytes: SecretBytes::from_slice(bytes),
+        })
     }
     /// An all-zero key (what an erased key holds).
     pub(crate) fn zeroed(alg: SigAlg) -> Self {
-        SigningKey { alg, bytes: SecretBytes::new(vec![0u8; alg.sizes().secret_key]) }
+        SigningKey {
+            alg,
+            bytes: SecretBytes::new(vec![0u8; alg.sizes().secret_key]),
+        }
     }
     /// The parameter set.
     pub fn alg(&self) -> SigAlg {
@@ -688,7 +765,12 @@ pub trait Signer {
     /// Key generation from `rng`.
     fn sig_generate(&self, rng: &mut dyn Entropy) -> Result<SigKeyPair, PqError>;
     /// Attached signing: `signature ‖ message`.
-    fn sig_sign(&self, key: &SigningKey, message: &[u8], rng: &mut dyn Entropy) -> Result<Vec<u8>, PqError>;
+    fn sig_sign(
+        &self,
+        key: &SigningKey,
+        message: &[u8],
+        rng: &mut dyn Entropy,
+    ) -> Result<Vec<u8>, PqError>;
     /// Attached verification: returns the message.
     fn sig_verify<'a>(&self, public_key: &[u8], signed: &'a [u8]) -> Result<&'a [u8], PqError>;
 }
@@ -700,7 +782,12 @@ impl Signer for SigAlg {
     fn sig_generate(&self, rng: &mut dyn Entropy) -> Result<SigKeyPair, PqError> {
         self.generate(rng)
     }
-    fn sig_sign(&self, key: &SigningKey, message: &[u8], rng: &mut dyn Entropy) -> Result<Vec<u8>, PqError> {
+    fn sig_sign(
+        &self,
+        key: &SigningKey,
+        message: &[u8],
+        rng: &mut dyn Entropy,
+    ) -> Result<Vec<u8>, PqError> {
         self.sign(key, message, rng)
     }
     fn sig_verify<'a>(&self, public_key: &[u8], signed: &'a [u8]) -> Result<&'a [u8], PqError> {
@@ -736,13 +823,21 @@ mod tests {
     fn debug_never_prints_secrets() {
         let sk = KemSecretKey::trusted(KemAlg::MlKem512, SecretBytes::new(vec![0xab; 4]));
         let s = format!("{sk:?} {:?}", SharedSecret::new([0xcd; 32]));
-        assert!(!s.contains("ab") && !s.contains("171") && !s.contains("cd"), "{s}");
+        assert!(
+            !s.contains("ab") && !s.contains("171") && !s.contains("cd"),
+            "{s}"
+        );
     }
 
     #[test]
     fn default_kem_and_signature_round_trip() {
         let mut rng = OsEntropy;
-        for alg in [KemAlg::MlKem512, KemAlg::MlKem768, KemAlg::MlKem1024, KemAlg::KyberK5] {
+        for alg in [
+            KemAlg::MlKem512,
+            KemAlg::MlKem768,
+            KemAlg::MlKem1024,
+            KemAlg::KyberK5,
+        ] {
             let kp = alg.generate(&mut rng).unwrap();
             let (ct, ss) = alg.encapsulate(&kp.public, &mut rng).unwrap();
             assert_eq!(alg.decapsulate(&kp.secret, &ct).unwrap(), ss);
@@ -756,7 +851,10 @@ mod tests {
             let mut bad = sm.clone();
             bad[3] ^= 1;
             assert_eq!(alg.verify(&kp.verifying, &bad), Err(PqError::BadSignature));
-            assert_eq!(alg.verify(&kp.verifying, &sm[..10]), Err(PqError::BadSignature));
+            assert_eq!(
+                alg.verify(&kp.verifying, &sm[..10]),
+                Err(PqError::BadSignature)
+            );
         }
     }
 }

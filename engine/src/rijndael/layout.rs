@@ -24,7 +24,8 @@
 //! two halves can skip the in-half byte shuffle, because the row offsets minus the AES ones,
 //! `C_r - r = (0, 0, 1, 1)`, are not constant. So "one blend + one byte shuffle per half and
 //! round" is the minimum with these instructions; the shuffle cannot be pre-compensated in the
-//! round keys.
+//! round keys. (The backends compute the second, complementary blend as
+//! `a ^ b ^ first_blend`, which runs on more execution pipes than a second blend.)
 
 /// Rijndael-256 ShiftRows offsets: row `r` is rotated left by `SHIFTS[r]` columns.
 pub(crate) const SHIFTS: [usize; 4] = [0, 1, 3, 4];
@@ -59,6 +60,10 @@ pub(crate) const TBL: [[u8; 16]; 2] = {
 
 /// In-half byte shuffle (`pshufb` index) applied after the blend; the same for both halves.
 /// `SHUF[j]` is the in-half position (0..16) that position `j` reads.
+#[cfg_attr(
+    not(any(target_arch = "x86", target_arch = "x86_64")),
+    allow(dead_code)
+)]
 pub(crate) const SHUF: [u8; 16] = {
     let mut s = [0u8; 16];
     let mut j = 0;
@@ -71,6 +76,10 @@ pub(crate) const SHUF: [u8; 16] = {
 
 /// Blend mask for half 0: `0xff` where the blended register takes the byte from the high
 /// input half (columns 4–7), `0x00` where it takes the low half. Half 1 uses the complement.
+#[cfg_attr(
+    not(any(target_arch = "x86", target_arch = "x86_64")),
+    allow(dead_code)
+)]
 pub(crate) const BLEND_HI: [u8; 16] = {
     let mut m = [0u8; 16];
     let mut j = 0;
@@ -86,7 +95,10 @@ pub(crate) const BLEND_HI: [u8; 16] = {
 
 /// `vpermb` index over a 512-bit register holding two whole blocks (bytes 0..32 and 32..64):
 /// one permutation builds both pre-permuted halves of both blocks.
-#[cfg_attr(not(any(target_arch = "x86", target_arch = "x86_64")), allow(dead_code))]
+#[cfg_attr(
+    not(any(target_arch = "x86", target_arch = "x86_64")),
+    allow(dead_code)
+)]
 pub(crate) const VPERMB: [u8; 64] = {
     let mut p = [0u8; 64];
     let mut i = 0;
@@ -100,6 +112,7 @@ pub(crate) const VPERMB: [u8; 64] = {
 };
 
 #[cfg(test)]
+#[allow(clippy::needless_range_loop)]
 mod tests {
     use super::*;
     use crate::rijndael::reference;

@@ -17,13 +17,17 @@
 //! | backend | file | shape |
 //! |---|---|---|
 //! | `portable` | `portable.rs` | bitsliced, constant time, 2 blocks per step, safe Rust |
-//! | `aesni` | `x86/aesni.rs` | AESENC on two 128-bit halves, blend + pshufb per round, 8 blocks in flight |
+//! | `aesni` | `x86/aesni.rs` | AESENC on two 128-bit halves, blend + pshufb per round, 6 blocks in flight |
 //! | `vaes256` | `x86/vaes256.rs` | VAES on 256-bit registers holding the same half of 2 blocks, 8 blocks in flight |
 //! | `vaes512` | `x86/vaes512.rs` | VAES on 512-bit registers holding the same half of 4 blocks, 16 blocks in flight |
 //! | `vaes512vbmi` | `x86/vaes512.rs` | VAES on 512-bit registers holding 2 whole blocks, one `vpermb` per round, 16 blocks in flight |
 //! | `armv8` | `armv8.rs` | AESE/AESMC on two halves, one two-register `TBL` per half and round |
 //!
 //! The byte-permutation trick shared by the SIMD backends is described in `layout.rs`.
+//!
+//! Throughput (keystream, 30 rounds, 16 KiB, AMD Zen 3 VM, on-CPU time): portable ~70 MB/s,
+//! aesni ~1.1 GB/s, vaes256 ~2.1 GB/s. Timing: `cargo test -p dktp --release
+//! rijndael::tests::keystream_speed -- --ignored --nocapture`.
 
 use crate::{Backend, BackendError};
 use core::fmt;
@@ -32,6 +36,7 @@ use zeroize::Zeroize;
 mod layout;
 mod portable;
 #[cfg(test)]
+#[allow(clippy::needless_range_loop)]
 mod reference;
 
 #[cfg(all(target_arch = "aarch64", target_endian = "little"))]
@@ -136,7 +141,10 @@ impl Rijndael256 {
         let len = round_keys.len();
         let (rk, rest) = round_keys.as_chunks::<BLOCK_LEN>();
         let rounds = rk.len().wrapping_sub(1);
-        if !rest.is_empty() || rk.is_empty() || rounds % 2 != 0 || !(MIN_ROUNDS..=MAX_ROUNDS).contains(&rounds)
+        if !rest.is_empty()
+            || rk.is_empty()
+            || rounds % 2 != 0
+            || !(MIN_ROUNDS..=MAX_ROUNDS).contains(&rounds)
         {
             return Err(RijndaelError::BadKeyLength(len));
         }
@@ -146,13 +154,9 @@ impl Rijndael256 {
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
             Backend::Aesni => Keys::Aesni(x86::aesni::Keys::new(rk).ok_or_else(unavailable)?),
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-            Backend::Vaes256 => {
-                Keys::Vaes256(x86::vaes256::Keys::new(rk).ok_or_else(unavailable)?)
-            }
+            Backend::Vaes256 => Keys::Vaes256(x86::vaes256::Keys::new(rk).ok_or_else(unavailable)?),
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-            Backend::Vaes512 => {
-                Keys::Vaes512(x86::vaes512::Keys::new(rk).ok_or_else(unavailable)?)
-            }
+            Backend::Vaes512 => Keys::Vaes512(x86::vaes512::Keys::new(rk).ok_or_else(unavailable)?),
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
             Backend::Vaes512Vbmi => {
                 Keys::Vaes512Vbmi(x86::vaes512::VbmiKeys::new(rk).ok_or_else(unavailable)?)
@@ -277,7 +281,10 @@ impl Counter {
 
     /// Returns the current value as limbs and advances by one.
     #[inline(always)]
-    #[cfg_attr(not(any(target_arch = "x86", target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(target_arch = "x86", target_arch = "x86_64", target_arch = "aarch64")),
+        allow(dead_code)
+    )]
     pub(crate) fn next_limbs(&mut self) -> [u64; 4] {
         let v = self.0;
         self.increment();
@@ -293,7 +300,10 @@ impl Counter {
     }
 
     /// Advances by `n`.
-    #[cfg_attr(not(any(target_arch = "x86", target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(target_arch = "x86", target_arch = "x86_64", target_arch = "aarch64")),
+        allow(dead_code)
+    )]
     pub(crate) fn advance(&mut self, n: usize) {
         for _ in 0..n {
             self.increment();

@@ -227,7 +227,17 @@ fn ctr_xor_many_is_sequential() {
 
 #[test]
 fn key_length_errors() {
-    for len in [0usize, 31, 32, 64, 32 * 10, 32 * 11 + 1, 32 * 12, 32 * 66, 32 * 67] {
+    for len in [
+        0usize,
+        31,
+        32,
+        64,
+        32 * 10,
+        32 * 11 + 1,
+        32 * 12,
+        32 * 66,
+        32 * 67,
+    ] {
         let rk = vec![0u8; len];
         assert_eq!(
             Rijndael256::new(Backend::Portable, &rk).err(),
@@ -292,4 +302,67 @@ fn counter_increments_with_full_carry() {
     let mut want = [7u8; 32];
     want[0] = 10;
     assert_eq!(c.to_bytes(), want);
+}
+
+/// On-CPU time of this thread in nanoseconds (Linux `schedstat`), so that timings on a
+/// shared machine exclude time spent descheduled; falls back to `None` elsewhere.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// Throwaway keystream timing (not a benchmark harness):
+/// `cargo test -p dktp --release rijndael::tests::keystream_speed -- --ignored --nocapture`
+/// Optional `DKTP_SPEED_MS` = time budget per measurement (default 1500 ms),
+/// `DKTP_SPEED_BACKENDS` = comma-separated backend names. Reports MB/s
+/// over on-CPU time and over wall time, each the best of 25 windows.
+#[test]
+#[ignore = "timing, run on demand"]
+fn keystream_speed() {
+    use std::time::{Duration, Instant};
+    let budget = Duration::from_millis(
+        std::env::var("DKTP_SPEED_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1500),
+    );
+    let mut rng = Rng(6);
+    println!("available: {:?}", Backend::available());
+    for rounds in [30usize, 22] {
+        let rk = rng.bytes(32 * (rounds + 1));
+        let only = std::env::var("DKTP_SPEED_BACKENDS").unwrap_or_default();
+        for backend in Backend::available() {
+            if !only.is_empty() && !only.split(',').any(|n| n == backend.name()) {
+                continue;
+            }
+            let c = Rijndael256::new(backend, &rk).expect("key");
+            for len in [16 * 1024usize, 1024, 64] {
+                let mut buf = vec![0u8; len];
+                let mut nonce = rng.block();
+                let (mut best_cpu, mut best_wall) = (0f64, 0f64);
+                for _ in 0..25 {
+                    let start = Instant::now();
+                    let cpu0 = thread_cpu_ns();
+                    let mut bytes = 0usize;
+                    while start.elapsed() < budget / 25 {
+                        for _ in 0..16 {
+                            c.ctr_xor(&mut nonce, &mut buf);
+                        }
+                        bytes += 16 * len;
+                    }
+                    let wall = start.elapsed().as_secs_f64();
+                    best_wall = best_wall.max(bytes as f64 / wall / 1e6);
+                    if let (Some(a), Some(b)) = (cpu0, thread_cpu_ns()) {
+                        let cpu = (b - a) as f64 / 1e9;
+                        best_cpu = best_cpu.max(bytes as f64 / cpu / 1e6);
+                    }
+                }
+                std::hint::black_box(&buf);
+                println!(
+                    "rounds {rounds:2} {:<12} {len:6} B: {best_cpu:9.1} MB/s (cpu time) {best_wall:9.1} MB/s (wall)",
+                    backend.name()
+                );
+            }
+        }
+    }
 }

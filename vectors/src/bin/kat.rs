@@ -11,7 +11,9 @@ use dktp_vectors::{Tally, check_value};
 fn main() -> ExitCode {
     let files: Vec<String> = std::env::args().skip(1).collect();
     if files.is_empty() || files.iter().any(|f| f == "-h" || f == "--help") {
-        eprintln!("usage: kat FILE.json...   (DKTP_BACKEND=portable|aesni|vaes256|vaes512|vaes512vbmi forces a backend)");
+        eprintln!(
+            "usage: kat FILE.json...   (DKTP_BACKEND=portable|aesni|vaes256|vaes512|vaes512vbmi forces a backend)"
+        );
         return ExitCode::from(2);
     }
     match dktp::Backend::selected() {
@@ -26,8 +28,9 @@ fn main() -> ExitCode {
         let mut t = Tally::default();
         match std::fs::read(file)
             .map_err(|e| e.to_string())
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).map_err(|e| e.to_string()))
-        {
+            .and_then(|b| {
+                serde_json::from_slice::<serde_json::Value>(&b).map_err(|e| e.to_string())
+            }) {
             Ok(v) => {
                 if !check_value(&v, &mut t) {
                     println!("{file}: not a known vector format (skipped)");
@@ -40,7 +43,10 @@ fn main() -> ExitCode {
                 t.check(|| format!("{file}: cannot read: {e}"), false);
             }
         }
-        println!("{file}: {} passed, {} failed, {} skipped", t.passed, t.failed, t.skipped);
+        println!(
+            "{file}: {} passed, {} failed, {} skipped",
+            t.passed, t.failed, t.skipped
+        );
         for f in t.failures.iter().take(20) {
             println!("  FAIL {f}");
         }
@@ -49,6 +55,13 @@ fn main() -> ExitCode {
         }
         total.add(t);
     }
-    println!("{} passed, {} failed, {} skipped", total.passed, total.failed, total.skipped);
-    if total.failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    println!(
+        "{} passed, {} failed, {} skipped",
+        total.passed, total.failed, total.skipped
+    );
+    if total.failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

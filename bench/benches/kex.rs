@@ -1,0 +1,137 @@
+//! The DKTP handshake in process, per configuration: the whole six-message exchange (both
+//! sides' CPU), the server's three steps alone and the client's alone. Operating-system
+//! randomness, the default settings (fastest ephemeral key generation), a fresh replay gate
+//! per handshake.
+//!
+//! `cargo bench -p dktp-bench --bench kex`; one group: `-- kex/handshake/dilithium-s5`.
+//! McEliece and SPHINCS+ configurations run with a small sample size; a configuration this
+//! build cannot run (e.g. McEliece before its backend lands) is skipped with a note.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use dktp::config::Config;
+use dktp::kex::{PeerKeys, ReplayGate, Settings, SinglePeer, client, server};
+use dktp::peer_key;
+use dktp::pq::OsEntropy;
+use dktp::session::Session;
+
+const CONFIGS: [&str; 5] = [
+    "dilithium-s5_kyber-s5_sha3_rcs",
+    "dilithium-s1_kyber-s1_sha3_rcs",
+    "dilithium-s5_kyber-s6_sha3_rcs",
+    "dilithium-s1_mceliece-s1_sha3_rcs",
+    "sphincs-s1s_mceliece-s1_sha3_rcs",
+];
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn keys(config: Config) -> Option<(PeerKeys, PeerKeys)> {
+    let t = now();
+    let (mut cl, cr) = peer_key::generate(config, [1; 16], t, &mut OsEntropy).ok()?;
+    let (mut sl, sr) = peer_key::generate(config, [2; 16], t, &mut OsEntropy).ok()?;
+    peer_key::link(&mut cl, &sr);
+    peer_key::link(&mut sl, &cr);
+    Some((
+        PeerKeys {
+            local: cl,
+            remote: sr,
+        },
+        PeerKeys {
+            local: sl,
+            remote: cr,
+        },
+    ))
+}
+
+/// Time spent by each side in one handshake.
+#[derive(Default, Clone, Copy)]
+struct Split {
+    client: Duration,
+    server: Duration,
+}
+
+/// One whole handshake; returns the time each side spent, or the error.
+fn handshake(ck: &PeerKeys, sk: &PeerKeys) -> Result<(Split, Session, Session), dktp::Error> {
+    let mut split = Split::default();
+    let mut rng = OsEntropy;
+    let t = now();
+    let settings = Settings::default();
+    let mut clock = |side: &mut Duration, start: Instant| *side += start.elapsed();
+
+    let s = Instant::now();
+    let c1 = client::start(ck.clone(), settings.clone(), t, &mut rng)?;
+    clock(&mut split.client, s);
+    let s = Instant::now();
+    let s1 = server::AwaitConnectRequest::new(settings).handle(
+        &c1.packet,
+        t,
+        &mut rng,
+        &mut SinglePeer(sk.clone()),
+        &mut ReplayGate::default(),
+    )?;
+    clock(&mut split.server, s);
+    let s = Instant::now();
+    let c2 = c1.next.handle(&s1.packet, t, &mut rng)?;
+    clock(&mut split.client, s);
+    let s = Instant::now();
+    let s2 = s1.next.handle(&c2.packet, t, &mut rng)?;
+    clock(&mut split.server, s);
+    let s = Instant::now();
+    let c3 = c2.next.handle(&s2.packet, t, &mut rng)?;
+    clock(&mut split.client, s);
+    let s = Instant::now();
+    let s3 = s2.next.handle(&c3.packet, t, &mut rng)?;
+    clock(&mut split.server, s);
+    let s = Instant::now();
+    let client = c3.next.handle(&s3.packet, t, &mut rng)?;
+    clock(&mut split.client, s);
+    Ok((split, client, s3.next))
+}
+
+fn kex(c: &mut Criterion) {
+    let mut g = c.benchmark_group("kex");
+    for name in CONFIGS {
+        let config: Config = name.parse().expect("a reference configuration");
+        let Some((ck, sk)) = keys(config) else {
+            eprintln!("kex: {name}: key generation unavailable in this build, skipped");
+            continue;
+        };
+        if let Err(e) = handshake(&ck, &sk) {
+            eprintln!("kex: {name}: {e}; skipped");
+            continue;
+        }
+        let slow = config.kem().is_mceliece() || config.sig().is_sphincs();
+        g.sample_size(if slow { 10 } else { 60 });
+        if slow {
+            g.measurement_time(Duration::from_secs(20));
+        } else {
+            g.measurement_time(Duration::from_secs(5));
+        }
+        let short = name.trim_end_matches("_sha3_rcs");
+        g.bench_function(BenchmarkId::new("handshake", short), |b| {
+            b.iter(|| black_box(handshake(&ck, &sk).expect("handshake")))
+        });
+        for (side, pick) in [
+            ("server", (|s: Split| s.server) as fn(Split) -> Duration),
+            ("client", |s: Split| s.client),
+        ] {
+            g.bench_function(BenchmarkId::new(side, short), |b| {
+                b.iter_custom(|iters| {
+                    (0..iters)
+                        .map(|_| pick(handshake(&ck, &sk).expect("handshake").0))
+                        .sum()
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, kex);
+criterion_main!(benches);

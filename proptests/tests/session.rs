@@ -1,0 +1,614 @@
+//! Handshake and session properties.
+//!
+//! - Hostile input (random bytes, or an honest packet with bytes flipped, cut, extended or
+//!   its header rewritten) into every handshake state and into an established session
+//!   never panics, always ends in a typed error with a wire code (and the reply the
+//!   reference would send), and never makes the engine allocate a size the input declared
+//!   rather than carried: a tracking allocator measures the largest single allocation.
+//! - Honest peers of every configuration complete the handshake, exchange data, ratchet
+//!   from both sides and crossing (where the configuration can ratchet), close, and
+//!   reconnect with the pre-shared secrets the session advanced. McEliece configurations
+//!   other than the smallest are `#[ignore]`d (key generation is slow); run them with
+//!   `cargo test --release -p dktp-proptests --test session -- --ignored`.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use dktp::config::Config;
+use dktp::connection::{Connection, Tunnel};
+use dktp::error::Misuse;
+use dktp::keccak::Shake256;
+use dktp::kex::{
+    EphemeralKeys, PeerKeys, ReplayGate, Settings, SinglePeer, client, error_reply, server,
+};
+use dktp::packet::{HEADER_LEN, Header};
+use dktp::peer_key;
+use dktp::pq::{Entropy, PqError};
+use dktp::session::{Event, Opened, Output, Session};
+use dktp::{Error, ErrorCode};
+use proptest::prelude::*;
+
+// ---------------------------------------------------------------------------------------
+// The largest single allocation made by this thread.
+
+thread_local! {
+    static LARGEST: Cell<usize> = const { Cell::new(0) };
+}
+
+struct Tracking;
+
+fn note(size: usize) {
+    let _ = LARGEST.try_with(|l| l.set(l.get().max(size)));
+}
+
+#[allow(unsafe_code)]
+// SAFETY: every call is forwarded unchanged to the system allocator; the only addition is
+// recording the requested size in a thread-local `Cell` that never allocates.
+unsafe impl GlobalAlloc for Tracking {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note(new_size);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Tracking = Tracking;
+
+/// Runs `f` and returns the largest single allocation it made.
+fn largest_allocation<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    LARGEST.with(|l| l.set(0));
+    let r = f();
+    (r, LARGEST.with(Cell::get))
+}
+
+// ---------------------------------------------------------------------------------------
+// Deterministic peers
+
+const NOW: u64 = 1_767_225_600;
+
+#[derive(Clone)]
+struct Rng(Shake256);
+
+impl Rng {
+    fn new(label: &str) -> Rng {
+        let mut x = Shake256::new();
+        x.update(label.as_bytes());
+        Rng(x)
+    }
+}
+
+impl Entropy for Rng {
+    fn fill(&mut self, dest: &mut [u8]) -> Result<(), PqError> {
+        self.0.squeeze(dest);
+        Ok(())
+    }
+}
+
+fn pair(config: Config) -> (PeerKeys, PeerKeys) {
+    let mut rng = Rng::new(&format!("keys {config}"));
+    let (mut cl, cr) = peer_key::generate(config, [0xc1; 16], NOW, &mut rng).unwrap();
+    let (mut sl, sr) = peer_key::generate(config, [0x5e; 16], NOW, &mut rng).unwrap();
+    peer_key::link(&mut cl, &sr);
+    peer_key::link(&mut sl, &cr);
+    (
+        PeerKeys {
+            local: cl,
+            remote: sr,
+        },
+        PeerKeys {
+            local: sl,
+            remote: cr,
+        },
+    )
+}
+
+fn settings() -> Settings {
+    Settings::default().with_ephemeral_keys(EphemeralKeys::FromRng)
+}
+
+/// The honest default-configuration handshake, deterministic: its six packets and the
+/// states awaiting each, rebuilt on demand.
+struct Honest {
+    keys: (PeerKeys, PeerKeys),
+    packets: Vec<Vec<u8>>,
+    c1: client::AwaitConnectResponse,
+    c2: client::AwaitExchangeResponse,
+    s1: server::AwaitExchangeRequest,
+    /// The server's random source where the honest run left it after message 2.
+    srng1: Rng,
+}
+
+fn honest() -> &'static Honest {
+    static H: std::sync::OnceLock<Honest> = std::sync::OnceLock::new();
+    H.get_or_init(|| {
+        let (ck, sk) = pair(Config::DEFAULT);
+        let (mut crng, mut srng) = (Rng::new("c"), Rng::new("s"));
+        let c1 = client::start(ck.clone(), settings(), NOW, &mut crng).unwrap();
+        let s1 = server::AwaitConnectRequest::new(settings())
+            .handle(
+                &c1.packet,
+                NOW,
+                &mut srng,
+                &mut SinglePeer(sk.clone()),
+                &mut ReplayGate::default(),
+            )
+            .unwrap();
+        let c2 = c1.next.clone().handle(&s1.packet, NOW, &mut crng).unwrap();
+        let srng1 = srng.clone();
+        let s2 = s1.next.clone().handle(&c2.packet, NOW, &mut srng).unwrap();
+        let c3 = c2.next.clone().handle(&s2.packet, NOW, &mut crng).unwrap();
+        let s3 = s2.next.handle(&c3.packet, NOW, &mut srng).unwrap();
+        c3.next.handle(&s3.packet, NOW, &mut crng).unwrap();
+        Honest {
+            keys: (ck, sk),
+            packets: vec![
+                c1.packet, s1.packet, c2.packet, s2.packet, c3.packet, s3.packet,
+            ],
+            c1: c1.next,
+            c2: c2.next,
+            s1: s1.next,
+            srng1,
+        }
+    })
+}
+
+/// Feeds `packet` to the state awaiting handshake message `step` (0..6); the states are
+/// rebuilt from the honest run. The random sources continue where the honest run's were.
+fn feed_handshake(step: usize, packet: &[u8]) -> Result<(), Error> {
+    let h = honest();
+    let mut rng = Rng::new("hostile");
+    match step {
+        0 => server::AwaitConnectRequest::new(settings())
+            .handle(
+                packet,
+                NOW,
+                &mut rng,
+                &mut SinglePeer(h.keys.1.clone()),
+                &mut ReplayGate::default(),
+            )
+            .map(drop),
+        1 => h.c1.clone().handle(packet, NOW, &mut rng).map(drop),
+        2 => h.s1.clone().handle(packet, NOW, &mut rng).map(drop),
+        3 => h.c2.clone().handle(packet, NOW, &mut rng).map(drop),
+        4 => {
+            let s2 =
+                h.s1.clone()
+                    .handle(&h.packets[2], NOW, &mut h.srng1.clone())?;
+            s2.next.handle(packet, NOW, &mut rng).map(drop)
+        }
+        _ => {
+            let c3 = h.c2.clone().handle(&h.packets[3], NOW, &mut rng)?;
+            c3.next.handle(packet, NOW, &mut rng).map(drop)
+        }
+    }
+}
+
+/// An established pair of sessions (default configuration).
+fn sessions() -> (Session, Session) {
+    let h = honest();
+    let mut rng = Rng::new("est");
+    let s2 = h.s1.clone().handle(&h.packets[2], NOW, &mut rng).unwrap();
+    let c3 = h.c2.clone().handle(&s2.packet, NOW, &mut rng).unwrap();
+    let s3 = s2.next.handle(&c3.packet, NOW, &mut rng).unwrap();
+    let client = c3.next.handle(&s3.packet, NOW, &mut rng).unwrap();
+    (client, s3.next)
+}
+
+// ---------------------------------------------------------------------------------------
+// Hostile input
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Flip {
+        at: usize,
+        mask: u8,
+    },
+    Truncate(usize),
+    Extend(Vec<u8>),
+    Header {
+        flag: Option<u8>,
+        msglen: Option<u32>,
+        sequence: Option<u64>,
+        skew: Option<i64>,
+    },
+    Random(Vec<u8>),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        4 => (any::<usize>(), 1u8..).prop_map(|(at, mask)| Mutation::Flip { at, mask }),
+        2 => any::<usize>().prop_map(Mutation::Truncate),
+        1 => proptest::collection::vec(any::<u8>(), 1..64).prop_map(Mutation::Extend),
+        3 => (
+            proptest::option::of(any::<u8>()),
+            proptest::option::of(prop_oneof![any::<u32>(), 0u32..200, 0x10000u32..0x10002]),
+            proptest::option::of(prop_oneof![any::<u64>(), 0u64..8]),
+            proptest::option::of(prop_oneof![-200i64..200, any::<i64>()]),
+        )
+            .prop_map(|(flag, msglen, sequence, skew)| Mutation::Header {
+                flag,
+                msglen,
+                sequence,
+                skew
+            }),
+        1 => proptest::collection::vec(any::<u8>(), 0..300).prop_map(Mutation::Random),
+    ]
+}
+
+fn apply(m: &Mutation, honest: &[u8]) -> Vec<u8> {
+    let mut p = honest.to_vec();
+    match m {
+        Mutation::Flip { at, mask } => {
+            let i = at % p.len();
+            p[i] ^= mask;
+        }
+        Mutation::Truncate(n) => p.truncate(n % p.len()),
+        Mutation::Extend(tail) => p.extend_from_slice(tail),
+        Mutation::Header {
+            flag,
+            msglen,
+            sequence,
+            skew,
+        } => {
+            let mut h = Header::decode(&p).unwrap();
+            h.flag = flag.unwrap_or(h.flag);
+            h.msglen = msglen.unwrap_or(h.msglen);
+            h.sequence = sequence.unwrap_or(h.sequence);
+            h.utctime = skew.map_or(h.utctime, |s| h.utctime.wrapping_add_signed(s));
+            p[..HEADER_LEN].copy_from_slice(&h.encode());
+        }
+        Mutation::Random(bytes) => p = bytes.clone(),
+    }
+    p
+}
+
+/// The engine allocates for the input it holds and for the configuration's own sizes,
+/// never for a length the input merely declares.
+const ALLOCATION_BOUND: usize = 64 * 1024;
+
+fn check_refusal(r: Result<(), Error>, changed: bool) -> Result<(), TestCaseError> {
+    match r {
+        Ok(()) => prop_assert!(!changed, "a changed packet was accepted"),
+        Err(e) => {
+            prop_assert!(changed, "the honest packet was refused: {e}");
+            let code = e.wire_code();
+            prop_assert!(code != ErrorCode::None);
+            // A reply exists unless the peer reported an error or the header was cut.
+            let _ = error_reply(&e, NOW);
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn hostile_packets_into_every_handshake_state(step in 0usize..6, m in mutation()) {
+        let h = honest();
+        let packet = apply(&m, &h.packets[step]);
+        let changed = packet != h.packets[step];
+        let (r, largest) = largest_allocation(|| feed_handshake(step, &packet));
+        prop_assert!(largest <= ALLOCATION_BOUND + packet.len(), "allocated {largest}");
+        check_refusal(r, changed)?;
+    }
+
+    #[test]
+    fn hostile_packets_into_a_session(kind in 0usize..4, m in mutation()) {
+        let (mut client, mut server) = sessions();
+        let mut rng = Rng::new("h");
+        let mut honest = Vec::new();
+        match kind {
+            0 => client.seal(b"an honest message", NOW, &mut honest).unwrap(),
+            1 => honest = client.start_ratchet(NOW, &mut rng).unwrap(),
+            2 => honest = client.close(NOW).unwrap(),
+            _ => {
+                // A ratchet response, after the server's request.
+                let req = server.start_ratchet(NOW, &mut rng).unwrap();
+                client.handle_packet(&req, NOW, &mut rng).unwrap();
+                honest = std::iter::from_fn(|| client.poll_output())
+                    .find_map(|o| match o { Output::Transmit(p) => Some(p), _ => None })
+                    .unwrap();
+            }
+        }
+        let mut packet = apply(&m, &honest);
+        let changed = packet != honest;
+        let (r, largest) =
+            largest_allocation(|| server.open_in_place(&mut packet, NOW, &mut rng).map(drop));
+        prop_assert!(largest <= ALLOCATION_BOUND + packet.len(), "allocated {largest}");
+        let failed = r.is_err();
+        check_refusal(r, changed)?;
+        if failed {
+            prop_assert!(!server.is_open());
+            prop_assert_eq!(
+                server.seal(b"x", NOW, &mut Vec::new()),
+                Err(Misuse::NotEstablished.into())
+            );
+        }
+    }
+
+    #[test]
+    fn declared_lengths_are_never_allocated(
+        flag in any::<u8>(),
+        msglen in any::<u32>(),
+        tail in proptest::collection::vec(any::<u8>(), 0..100),
+    ) {
+        let mut bytes = Header { flag, msglen, sequence: 0, utctime: NOW }.encode().to_vec();
+        bytes.extend_from_slice(&tail);
+        let (keys, _) = pair(Config::DEFAULT);
+        let mut rng = Rng::new("t");
+        let mut t = Tunnel::connect(keys, settings(), NOW, &mut rng, |_| {}, |_| {}).unwrap();
+        let (_, largest) = largest_allocation(|| t.feed(&bytes, NOW, &mut rng));
+        prop_assert!(largest <= ALLOCATION_BOUND, "allocated {largest}");
+    }
+
+    #[test]
+    fn tunnels_over_a_byte_stream_in_random_chunks(
+        chunks in proptest::collection::vec(1usize..9000, 1..16),
+    ) {
+        let (ck, sk) = pair(Config::DEFAULT);
+        let to_server = Rc::new(RefCell::new(Vec::<u8>::new()));
+        let to_client = Rc::new(RefCell::new(Vec::<u8>::new()));
+        let got_server = Rc::new(RefCell::new(Vec::<Vec<u8>>::new()));
+        let got_client = Rc::new(RefCell::new(Vec::<Vec<u8>>::new()));
+        let stored = Rc::new(RefCell::new(0usize));
+        let (ts, tc, gs, gc, st) =
+            (to_server.clone(), to_client.clone(), got_server.clone(), got_client.clone(), stored.clone());
+        let (mut crng, mut srng) = (Rng::new("c"), Rng::new("s"));
+        let mut client = Tunnel::connect(
+            ck,
+            settings(),
+            NOW,
+            &mut crng,
+            move |p: &[u8]| ts.borrow_mut().extend_from_slice(p),
+            move |m: &[u8]| gc.borrow_mut().push(m.to_vec()),
+        )
+        .unwrap()
+        .on_event(move |e: &Event| {
+            if matches!(e, Event::PssUpdated(_)) {
+                *st.borrow_mut() += 1;
+            }
+        });
+        let mut server = Tunnel::listen(
+            sk,
+            settings(),
+            move |p: &[u8]| tc.borrow_mut().extend_from_slice(p),
+            move |m: &[u8]| gs.borrow_mut().push(m.to_vec()),
+        );
+        let mut i = 0;
+        let mut pump = |client: &mut dyn Feed, server: &mut dyn Feed| {
+            for _ in 0..400 {
+                move_chunk(&to_server, chunks[i % chunks.len()], server, &mut srng);
+                move_chunk(&to_client, chunks[(i + 1) % chunks.len()], client, &mut crng);
+                i += 2;
+                if to_server.borrow().is_empty() && to_client.borrow().is_empty() {
+                    return;
+                }
+            }
+            panic!("the byte streams did not drain");
+        };
+        pump(&mut client, &mut server);
+        prop_assert!(client.connection().is_established());
+        prop_assert!(server.connection().is_established());
+        prop_assert_eq!(*stored.borrow(), 1);
+        client.send(b"to the server", NOW).unwrap();
+        server.send(b"to the client", NOW).unwrap();
+        client.send_ratchet_request(NOW, &mut Rng::new("r")).unwrap();
+        pump(&mut client, &mut server);
+        prop_assert_eq!(*stored.borrow(), 2);
+        client.send(b"after the ratchet", NOW).unwrap();
+        client.close(NOW).unwrap();
+        pump(&mut client, &mut server);
+        prop_assert_eq!(
+            got_server.borrow().clone(),
+            vec![b"to the server".to_vec(), b"after the ratchet".to_vec()]
+        );
+        prop_assert_eq!(got_client.borrow().clone(), vec![b"to the client".to_vec()]);
+        prop_assert!(server.connection().is_closed());
+        prop_assert_eq!(
+            client.keys().unwrap().local.pss(),
+            server.keys().unwrap().remote.pss()
+        );
+    }
+}
+
+/// Moves up to `n` queued bytes into `peer`.
+fn move_chunk(queue: &RefCell<Vec<u8>>, n: usize, peer: &mut dyn Feed, rng: &mut Rng) {
+    let bytes: Vec<u8> = {
+        let mut b = queue.borrow_mut();
+        let n = n.min(b.len());
+        b.drain(..n).collect()
+    };
+    if !bytes.is_empty() {
+        peer.feed_bytes(&bytes, rng);
+    }
+}
+
+/// A tunnel of any callback types, for the pump.
+trait Feed {
+    fn feed_bytes(&mut self, bytes: &[u8], rng: &mut Rng);
+}
+
+impl<S: FnMut(&[u8]), R: FnMut(&[u8]), E: FnMut(&Event)> Feed for Tunnel<S, R, E> {
+    fn feed_bytes(&mut self, bytes: &[u8], rng: &mut Rng) {
+        self.feed(bytes, NOW, rng).unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Honest sessions of every configuration
+
+/// Delivers everything `from` queued to `to`; returns the packets moved.
+fn deliver(from: &mut Connection, to: &mut Connection, rng: &mut Rng) -> usize {
+    let mut n = 0;
+    while let Some(o) = from.poll_output() {
+        if let Output::Transmit(p) = o {
+            to.handle_packet(&p, NOW, rng).unwrap();
+            n += 1;
+        }
+    }
+    n
+}
+
+fn connect(ck: PeerKeys, sk: PeerKeys, seed: &str) -> (Connection, Connection, Rng, Rng) {
+    let (mut crng, mut srng) = (Rng::new(&format!("c{seed}")), Rng::new(&format!("s{seed}")));
+    let mut c = Connection::connect(ck, settings(), NOW, &mut crng).unwrap();
+    let mut s = Connection::listen(settings());
+    let Some(Output::Transmit(first)) = c.poll_output() else {
+        panic!("no connect request")
+    };
+    s.handle_connect_request(
+        &first,
+        NOW,
+        &mut srng,
+        &mut SinglePeer(sk),
+        &mut ReplayGate::default(),
+    )
+    .unwrap();
+    while deliver(&mut s, &mut c, &mut crng) + deliver(&mut c, &mut s, &mut srng) > 0 {}
+    assert!(c.is_established() && s.is_established());
+    (c, s, crng, srng)
+}
+
+fn talk(a: &mut Connection, b: &mut Connection, rng: &mut Rng, text: &[u8]) {
+    a.send(text, NOW).unwrap();
+    deliver(a, b, rng);
+    let got = std::iter::from_fn(|| b.poll_output()).find_map(|o| match o {
+        Output::Event(Event::Message(m)) => Some(m),
+        _ => None,
+    });
+    assert_eq!(got.as_deref(), Some(text));
+}
+
+fn full_session(config: Config) {
+    let (ck, sk) = pair(config);
+    let (mut c, mut s, mut crng, mut srng) = connect(ck, sk, "1");
+    talk(&mut c, &mut s, &mut srng, b"client to server");
+    talk(&mut s, &mut c, &mut crng, b"server to client");
+    if config.asymmetric_ratchet_possible() {
+        // From the client, from the server, then crossing.
+        c.start_ratchet(NOW, &mut crng).unwrap();
+        deliver(&mut c, &mut s, &mut srng);
+        deliver(&mut s, &mut c, &mut crng);
+        s.start_ratchet(NOW, &mut srng).unwrap();
+        deliver(&mut s, &mut c, &mut crng);
+        deliver(&mut c, &mut s, &mut srng);
+        c.start_ratchet(NOW, &mut crng).unwrap();
+        s.start_ratchet(NOW, &mut srng).unwrap();
+        while deliver(&mut c, &mut s, &mut srng) + deliver(&mut s, &mut c, &mut crng) > 0 {}
+        let (cs, ss) = (c.session().unwrap(), s.session().unwrap());
+        assert!(!cs.ratchet_outstanding() && !ss.ratchet_outstanding());
+    } else {
+        assert_eq!(
+            c.start_ratchet(NOW, &mut crng),
+            Err(Misuse::RatchetUnavailable.into())
+        );
+    }
+    talk(&mut c, &mut s, &mut srng, b"still talking");
+    talk(&mut s, &mut c, &mut crng, b"still listening");
+    c.close(NOW).unwrap();
+    deliver(&mut c, &mut s, &mut srng);
+    assert!(c.is_closed() && s.is_closed());
+
+    // Reconnect with the secrets the session advanced: works. With the stale ones: 0x07.
+    let ck2 = c.session().unwrap().keys().clone();
+    let sk2 = s.session().unwrap().keys().clone();
+    assert_eq!(ck2.local.pss(), sk2.remote.pss());
+    assert_eq!(ck2.remote.pss(), sk2.local.pss());
+    let (mut c2, mut s2, _, mut srng2) = connect(ck2.clone(), sk2, "2");
+    talk(&mut c2, &mut s2, &mut srng2, b"again");
+    let (_, stale_server) = pair(config);
+    let mut crng3 = Rng::new("c3");
+    let mut c3 = Connection::connect(ck2, settings(), NOW, &mut crng3).unwrap();
+    let mut s3 = Connection::listen(settings());
+    let mut srng3 = Rng::new("s3");
+    let Some(Output::Transmit(first)) = c3.poll_output() else {
+        panic!()
+    };
+    s3.handle_connect_request(
+        &first,
+        NOW,
+        &mut srng3,
+        &mut SinglePeer(stale_server),
+        &mut ReplayGate::default(),
+    )
+    .unwrap();
+    deliver(&mut s3, &mut c3, &mut crng3);
+    deliver(&mut c3, &mut s3, &mut srng3);
+    deliver(&mut s3, &mut c3, &mut crng3);
+    let Some(Output::Transmit(establish)) =
+        std::iter::from_fn(|| c3.poll_output()).find(|o| matches!(o, Output::Transmit(_)))
+    else {
+        panic!()
+    };
+    let e = s3.handle_packet(&establish, NOW, &mut srng3).unwrap_err();
+    assert_eq!(e.wire_code(), ErrorCode::Decryption);
+    // The refusal is queued for the client, which reports it.
+    let Some(Output::Transmit(reply)) = s3.poll_output() else {
+        panic!()
+    };
+    assert_eq!(
+        c3.handle_packet(&reply, NOW, &mut crng3),
+        Err(Error::PeerReported { code: 0x07 })
+    );
+}
+
+#[test]
+fn dilithium_kyber_sessions() {
+    for name in [
+        "dilithium-s1_kyber-s1_sha3_rcs",
+        "dilithium-s3_kyber-s3_sha3_rcs",
+        "dilithium-s5_kyber-s5_sha3_rcs",
+        "dilithium-s5_kyber-s6_sha3_rcs",
+    ] {
+        full_session(name.parse().unwrap());
+    }
+}
+
+#[test]
+fn mceliece_s1_session() {
+    full_session("dilithium-s1_mceliece-s1_sha3_rcs".parse().unwrap());
+}
+
+#[test]
+#[ignore = "slow: McEliece key generation and SPHINCS+ signing; run with --ignored --release"]
+fn every_other_mceliece_session() {
+    for config in Config::ALL {
+        let name = config.to_string();
+        if config.kem().is_mceliece() && name != "dilithium-s1_mceliece-s1_sha3_rcs" {
+            full_session(config);
+        }
+    }
+}
+
+#[test]
+fn opened_messages_are_ranges_of_the_packet() {
+    let (mut client, mut server) = sessions();
+    let mut p = Vec::new();
+    client.seal(b"range", NOW, &mut p).unwrap();
+    let mut rng = Rng::new("o");
+    assert_eq!(
+        server.open_in_place(&mut p, NOW, &mut rng),
+        Ok(Opened::Message(HEADER_LEN..HEADER_LEN + 5))
+    );
+    assert_eq!(&p[HEADER_LEN..HEADER_LEN + 5], b"range");
+}
