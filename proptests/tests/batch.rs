@@ -629,3 +629,39 @@ fn data_session_opens_sealed_close() {
         assert_eq!((ours.status(), ours.rxseq()), (Status::Open, 3));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The word-major permutations the lanes run equal the scalar permutation, on every lane
+    /// backend (one this CPU lacks falls back).
+    #[test]
+    fn word_major_permutations_equal_scalar(states in prop::array::uniform8(prop::array::uniform25(any::<u64>()))) {
+        let mut want = states;
+        for s in want.iter_mut() {
+            keccak::f1600_portable(s);
+        }
+        for b in LaneBackend::ALL {
+            let mut w8 = [[0u64; 8]; 25];
+            let mut w4 = [[0u64; 4]; 25];
+            for (i, s) in states.iter().enumerate() {
+                for (j, x) in s.iter().enumerate() {
+                    w8[j][i] = *x;
+                    if i < 4 {
+                        w4[j][i] = *x;
+                    }
+                }
+            }
+            keccak::lanes::permute_x8_words(b, &mut w8);
+            keccak::lanes::permute_x4_words(b, &mut w4);
+            for (i, s) in want.iter().enumerate() {
+                for (j, x) in s.iter().enumerate() {
+                    prop_assert_eq!(w8[j][i], *x, "x8 {} state {} word {}", b, i, j);
+                    if i < 4 {
+                        prop_assert_eq!(w4[j][i], *x, "x4 {} state {} word {}", b, i, j);
+                    }
+                }
+            }
+        }
+    }
+}
