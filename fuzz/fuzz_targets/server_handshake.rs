@@ -20,9 +20,20 @@ fuzz_target!(|input: (u8, Packet, i8)| {
                 &mut ReplayGate::default(),
             )
             .map(drop),
-        1 => h.s1.clone().handle(&packet.bytes(&h.packets[2]), now, &mut rng).map(drop),
-        _ => match h.s1.clone().handle(&h.packets[2], NOW, &mut h.srng1.clone()) {
-            Ok(s2) => s2.next.handle(&packet.bytes(&h.packets[4]), now, &mut rng).map(drop),
+        1 => {
+            h.s1.clone()
+                .handle(&packet.bytes(&h.packets[2]), now, &mut rng)
+                .map(drop)
+        }
+        _ => match h
+            .s1
+            .clone()
+            .handle(&h.packets[2], NOW, &mut h.srng1.clone())
+        {
+            Ok(s2) => s2
+                .next
+                .handle(&packet.bytes(&h.packets[4]), now, &mut rng)
+                .map(drop),
             Err(e) => Err(e),
         },
     };

@@ -6,9 +6,7 @@ use std::sync::OnceLock;
 use arbitrary::Arbitrary;
 use dktp::config::Config;
 use dktp::keccak::Shake256;
-use dktp::kex::{
-    EphemeralKeys, PeerKeys, ReplayGate, Settings, SinglePeer, client, server,
-};
+use dktp::kex::{EphemeralKeys, PeerKeys, ReplayGate, Settings, SinglePeer, client, server};
 use dktp::packet::{HEADER_LEN, Header};
 use dktp::peer_key;
 use dktp::pq::{Entropy, PqError};
@@ -69,12 +67,24 @@ pub fn honest() -> &'static Honest {
         let (mut sl, sr) = peer_key::generate(c, [0x5e; 16], NOW, &mut rng).unwrap();
         peer_key::link(&mut cl, &sr);
         peer_key::link(&mut sl, &cr);
-        let ck = PeerKeys { local: cl, remote: sr };
-        let sk = PeerKeys { local: sl, remote: cr };
+        let ck = PeerKeys {
+            local: cl,
+            remote: sr,
+        };
+        let sk = PeerKeys {
+            local: sl,
+            remote: cr,
+        };
         let (mut crng, mut srng) = (Rng::new("c"), Rng::new("s"));
         let c1 = client::start(ck, settings(), NOW, &mut crng).unwrap();
         let s1 = server::AwaitConnectRequest::new(settings())
-            .handle(&c1.packet, NOW, &mut srng, &mut SinglePeer(sk.clone()), &mut ReplayGate::default())
+            .handle(
+                &c1.packet,
+                NOW,
+                &mut srng,
+                &mut SinglePeer(sk.clone()),
+                &mut ReplayGate::default(),
+            )
             .unwrap();
         let c2 = c1.next.clone().handle(&s1.packet, NOW, &mut crng).unwrap();
         let srng1 = srng.clone();
@@ -83,7 +93,9 @@ pub fn honest() -> &'static Honest {
         let s3 = s2.next.handle(&c3.packet, NOW, &mut srng).unwrap();
         Honest {
             server_keys: sk,
-            packets: vec![c1.packet, s1.packet, c2.packet, s2.packet, c3.packet, s3.packet],
+            packets: vec![
+                c1.packet, s1.packet, c2.packet, s2.packet, c3.packet, s3.packet,
+            ],
             c1: c1.next,
             c2: c2.next,
             s1: s1.next,
@@ -96,10 +108,22 @@ pub fn honest() -> &'static Honest {
 #[allow(clippy::unwrap_used)]
 pub fn sessions() -> (Session, Session) {
     let h = honest();
-    let s2 = h.s1.clone().handle(&h.packets[2], NOW, &mut h.srng1.clone()).unwrap();
-    let c3 = h.c2.clone().handle(&s2.packet, NOW, &mut Rng::new("c3")).unwrap();
-    let s3 = s2.next.handle(&c3.packet, NOW, &mut Rng::new("s3")).unwrap();
-    let client = c3.next.handle(&s3.packet, NOW, &mut Rng::new("c4")).unwrap();
+    let s2 =
+        h.s1.clone()
+            .handle(&h.packets[2], NOW, &mut h.srng1.clone())
+            .unwrap();
+    let c3 =
+        h.c2.clone()
+            .handle(&s2.packet, NOW, &mut Rng::new("c3"))
+            .unwrap();
+    let s3 = s2
+        .next
+        .handle(&c3.packet, NOW, &mut Rng::new("s3"))
+        .unwrap();
+    let client = c3
+        .next
+        .handle(&s3.packet, NOW, &mut Rng::new("c4"))
+        .unwrap();
     (client, s3.next)
 }
 
@@ -130,7 +154,14 @@ impl Packet {
     pub fn bytes(&self, honest: &[u8]) -> Vec<u8> {
         match self {
             Packet::Raw(b) => b.clone(),
-            Packet::Edited { flips, truncate, flag, msglen, sequence, skew } => {
+            Packet::Edited {
+                flips,
+                truncate,
+                flag,
+                msglen,
+                sequence,
+                skew,
+            } => {
                 let mut p = honest.to_vec();
                 if let Ok(mut h) = Header::decode(&p) {
                     h.flag = flag.unwrap_or(h.flag);
