@@ -37,11 +37,12 @@
 //! # Sessions
 //!
 //! The batch works on anything that implements [`BatchSession`]: the data-phase checks
-//! (`prepare_seal`, `check_data_header`) and the two RCS-512 channels. [`DataSession`] is
-//! the bare data phase (two channels and two sequence numbers); the session layer's own type
-//! implements the trait through the same hooks, so a server batches the sessions it already
-//! holds. Nothing is registered anywhere: sessions and packet buffers are borrowed for the
-//! turn, and the output buffer is reusable ([`Scratch`]).
+//! (`prepare_seal`, `check_data_header`) and the two RCS-512 channels. The session layer's
+//! [`Session`](crate::session::Session) implements it through its batch hooks, so a server
+//! batches the sessions it already holds (and gives the control packets to their
+//! `open_in_place`); [`DataSession`] is the bare data phase (two channels, two sequence
+//! numbers) for callers without one. Nothing is registered anywhere: sessions and packet
+//! buffers are borrowed for the turn, and the buffers are reusable ([`Scratch`]).
 //!
 //! # Example: one server turn over in-memory connections
 //!
@@ -747,7 +748,7 @@ pub enum Outcome<'f> {
     Control(&'f [u8]),
     /// Not run, because an earlier control packet of the same session comes first.
     Deferred,
-    /// The job failed. If it was an open, the session has ended ([`DataSession::status`]).
+    /// The job failed. If it was an open, the session has ended (its later jobs failed too).
     Failed(&'f Error),
 }
 
