@@ -385,8 +385,8 @@ enum Prep {
     Done,
     /// A control packet: the session's later jobs wait.
     Stop,
-    /// In flight on this channel.
-    Mac(Dir, PacketMac),
+    /// In flight on this channel (its MAC program is in the lane's slot).
+    Mac(Dir),
     /// The channel's MAC is not at a block boundary (never after keying or a packet); run
     /// the job through the scalar calls.
     Whole,
@@ -535,18 +535,16 @@ where
                 continue;
             };
             lane.next += 1;
-            let prep = if W == 1 {
+            let mut prep = if W == 1 {
                 Prep::Whole
             } else {
-                prepare(session, task, ctx.now)
+                // The packet's MAC program is built in the lane's slot.
+                prepare(session, task, ctx.now, &mut lane.mac)
             };
-            let prep = match prep {
-                Prep::Whole => {
-                    Self::unload(words, i, lane, session);
-                    whole(session, task, ctx.now)
-                }
-                p => p,
-            };
+            if let Prep::Whole = prep {
+                Self::unload(words, i, lane, session);
+                prep = whole(session, task, ctx.now);
+            }
             match prep {
                 Prep::Done | Prep::Whole => {}
                 Prep::Stop => {
@@ -557,14 +555,13 @@ where
                     }
                     lane.next = stream.tasks.len();
                 }
-                Prep::Mac(dir, mac) => {
+                Prep::Mac(dir) => {
                     if lane.loaded != Some(dir) {
                         Self::unload(words, i, lane, session);
                         Self::sync(words, i, session, dir, true);
                         lane.loaded = Some(dir);
                     }
                     lane.cur = cur;
-                    lane.mac = Some(mac);
                     return;
                 }
             }
@@ -638,19 +635,26 @@ where
             for (t, w) in tag.iter_mut().zip(words.iter()) {
                 *t = w.get(i).copied().unwrap_or_default();
             }
-            if let Some(mac) = l.mac.take()
+            if let Some(mac) = &l.mac
                 && let Some(stream) = ctx.streams.get_mut(l.stream)
                 && let Some(task) = stream.tasks.get_mut(l.cur)
             {
-                finish(stream.session, task, &mac, &tag);
+                finish(stream.session, task, mac, &tag);
             }
+            // Dropped in place (wiping its nonce copy).
+            l.mac = None;
             tag.zeroize();
         }
     }
 }
 
 /// Takes up a job: the checks and everything before the MAC steps, on the channel itself.
-fn prepare<S: BatchSession>(session: &mut S, task: &mut Task<'_>, now: u64) -> Prep {
+fn prepare<S: BatchSession>(
+    session: &mut S,
+    task: &mut Task<'_>,
+    now: u64,
+    mac: &mut Option<PacketMac>,
+) -> Prep {
     match &mut task.kind {
         TaskKind::Settled => Prep::Done,
         TaskKind::Seal { len, slot } => {
@@ -680,7 +684,8 @@ fn prepare<S: BatchSession>(session: &mut S, task: &mut Task<'_>, now: u64) -> P
             *parts.counter = parts.counter.wrapping_add(len as u64);
             parts.cipher.ctr_xor(parts.nonce, body);
             let tail = tail_bytes(*parts.counter);
-            Prep::Mac(Dir::Tx, PacketMac::new(head, tail, len, false))
+            *mac = Some(PacketMac::new(head, tail, len, false));
+            Prep::Mac(Dir::Tx)
         }
         TaskKind::Open { packet } => {
             match check_open(session, packet, now) {
@@ -706,7 +711,8 @@ fn prepare<S: BatchSession>(session: &mut S, task: &mut Task<'_>, now: u64) -> P
             let head = head_bytes(&h, parts.nonce);
             *parts.counter = parts.counter.wrapping_add(n as u64);
             let tail = tail_bytes(*parts.counter);
-            Prep::Mac(Dir::Rx, PacketMac::new(head, tail, n, true))
+            *mac = Some(PacketMac::new(head, tail, n, true));
+            Prep::Mac(Dir::Rx)
         }
     }
 }
