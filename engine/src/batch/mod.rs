@@ -493,7 +493,7 @@ impl<'a, S: BatchSession> Batch<'a, S> {
             // Per job: the packet to open in place, or the message to seal.
             let mut bufs: Vec<Buf<'_>> = recycle(bufs);
             bufs.extend(jobs.iter_mut().map(|job| match job {
-                Job::Open { packet, .. } => Buf::Open(&mut **packet),
+                Job::Open { packet, .. } => Buf::Open(packet),
                 Job::Seal { payload, .. } => Buf::Seal(payload),
                 Job::Refused { .. } => Buf::None,
             }));
