@@ -665,3 +665,229 @@ proptest! {
         }
     }
 }
+
+/// The session layer's own `Session`s in a batch (through their batch hooks) end exactly as
+/// their `seal` / `open_in_place` calls leave them: data both ways, a tampered packet that
+/// ends one session, and an asymmetric ratchet request handed back as a control packet.
+mod kex_sessions {
+    use super::*;
+    use dktp::config::Config;
+    use dktp::keccak::Shake256;
+    use dktp::kex::{EphemeralKeys, PeerKeys, ReplayGate, Settings, SinglePeer, client, server};
+    use dktp::peer_key;
+    use dktp::pq::{Entropy, PqError};
+    use dktp::session::{Opened, Output, Session};
+
+    const NOW: u64 = 1_767_225_600;
+
+    #[derive(Clone)]
+    struct Rng(Shake256);
+
+    impl Rng {
+        fn new(label: &str) -> Rng {
+            let mut x = Shake256::new();
+            x.update(label.as_bytes());
+            Rng(x)
+        }
+    }
+
+    impl Entropy for Rng {
+        fn fill(&mut self, dest: &mut [u8]) -> Result<(), PqError> {
+            self.0.squeeze(dest);
+            Ok(())
+        }
+    }
+
+    /// A client and a server session after a deterministic default-configuration handshake.
+    fn established(label: &str) -> (Session, Session) {
+        let mut rng = Rng::new(label);
+        let config = Config::DEFAULT;
+        let (mut cl, cr) = peer_key::generate(config, [0xc1; 16], NOW, &mut rng).expect("keys");
+        let (mut sl, sr) = peer_key::generate(config, [0x5e; 16], NOW, &mut rng).expect("keys");
+        peer_key::link(&mut cl, &sr);
+        peer_key::link(&mut sl, &cr);
+        let settings = || Settings::default().with_ephemeral_keys(EphemeralKeys::FromRng);
+        let ck = PeerKeys {
+            local: cl,
+            remote: sr,
+        };
+        let sk = PeerKeys {
+            local: sl,
+            remote: cr,
+        };
+        let c1 = client::start(ck, settings(), NOW, &mut rng).expect("c1");
+        let s1 = server::AwaitConnectRequest::new(settings())
+            .handle(
+                &c1.packet,
+                NOW,
+                &mut rng,
+                &mut SinglePeer(sk),
+                &mut ReplayGate::default(),
+            )
+            .expect("s1");
+        let c2 = c1.next.handle(&s1.packet, NOW, &mut rng).expect("c2");
+        let s2 = s1.next.handle(&c2.packet, NOW, &mut rng).expect("s2");
+        let c3 = c2.next.handle(&s2.packet, NOW, &mut rng).expect("c3");
+        let s3 = s2.next.handle(&c3.packet, NOW, &mut rng).expect("s3");
+        let client = c3.next.handle(&s3.packet, NOW, &mut rng).expect("client");
+        (client, s3.next)
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Got {
+        Sealed(Vec<u8>),
+        Opened(Vec<u8>),
+        Control,
+        Deferred,
+        Failed(Error),
+    }
+
+    /// What each client sends this round: data, one tampered stream, one ratchet request.
+    fn inbound(i: usize, client: &mut Session, rng: &mut Rng) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for k in 0..3usize {
+            let mut p = Vec::new();
+            client
+                .seal(&message(40 + 700 * k + i, i + k), NOW, &mut p)
+                .expect("seal");
+            if i == 2 && k == 1 {
+                let last = p.len() - 1;
+                p[last] ^= 1;
+            }
+            out.push(p);
+        }
+        if i == 4 {
+            out.push(client.start_ratchet(NOW, rng).expect("ratchet request"));
+        }
+        out
+    }
+
+    #[test]
+    fn kex_sessions_batch_equals_session_calls() {
+        let pairs = 6;
+        let mut batch_side: Vec<(Session, Session)> = (0..pairs)
+            .map(|i| established(&format!("pair {i}")))
+            .collect();
+        let mut call_side: Vec<(Session, Session)> = (0..pairs)
+            .map(|i| established(&format!("pair {i}")))
+            .collect();
+        let mut inbound_b: Vec<Vec<Vec<u8>>> = Vec::new();
+        let mut inbound_c: Vec<Vec<Vec<u8>>> = Vec::new();
+        for i in 0..pairs {
+            let mut rng = Rng::new(&format!("round {i}"));
+            inbound_b.push(inbound(i, &mut batch_side[i].0, &mut rng.clone()));
+            inbound_c.push(inbound(i, &mut call_side[i].0, &mut rng));
+        }
+        assert_eq!(inbound_b, inbound_c, "deterministic clients");
+        let replies: Vec<Vec<u8>> = (0..pairs).map(|i| message(300 + 1000 * i, i)).collect();
+
+        // The servers' turn by their own calls, in the order the batch gets the jobs: each
+        // server opens what arrived, then seals a reply; a control packet defers the rest.
+        let mut want: Vec<Vec<Got>> = Vec::new();
+        for (i, ((_, server), packets)) in call_side.iter_mut().zip(&inbound_c).enumerate() {
+            let mut got = Vec::new();
+            let mut deferred = false;
+            for p in packets {
+                if deferred {
+                    got.push(Got::Deferred);
+                    continue;
+                }
+                if p[0] != 0x04 && server.is_open() {
+                    deferred = true;
+                    got.push(Got::Control);
+                    continue;
+                }
+                let mut p = p.clone();
+                let mut rng = Rng::new("unused");
+                got.push(match server.open_in_place(&mut p, NOW, &mut rng) {
+                    Ok(Opened::Message(r)) => Got::Opened(p[r].to_vec()),
+                    Ok(Opened::Control) => Got::Control,
+                    Err(e) => Got::Failed(e),
+                });
+            }
+            got.push(if deferred {
+                Got::Deferred
+            } else {
+                let mut out = Vec::new();
+                match server.seal(&replies[i], NOW, &mut out) {
+                    Ok(()) => Got::Sealed(out),
+                    Err(e) => Got::Failed(e),
+                }
+            });
+            want.push(got);
+        }
+
+        // The same turn as one batch.
+        let mut buffers = inbound_b.clone();
+        let mut batch = Batch::new().with_threads(2);
+        let mut jobs = Vec::new();
+        for ((_, server), (packets, reply)) in
+            batch_side.iter_mut().zip(buffers.iter_mut().zip(&replies))
+        {
+            let id = batch.add(server);
+            let mut js: Vec<_> = packets.iter_mut().map(|p| batch.open(id, p)).collect();
+            js.push(batch.seal(id, reply));
+            jobs.push(js);
+        }
+        let done = batch.flush(NOW);
+        for (i, js) in jobs.iter().enumerate() {
+            for (k, j) in js.iter().enumerate() {
+                let got = match done.outcome(*j) {
+                    Outcome::Sealed(p) => Got::Sealed(p.to_vec()),
+                    Outcome::Opened(p) => Got::Opened(p.to_vec()),
+                    Outcome::Control(_) => Got::Control,
+                    Outcome::Deferred => Got::Deferred,
+                    Outcome::Failed(e) => Got::Failed(e.clone()),
+                    other => panic!("{other:?}"),
+                };
+                assert_eq!(got, want[i][k], "server {i} job {k}");
+            }
+        }
+        drop(done);
+        assert!(
+            matches!(want[2][1], Got::Failed(_)),
+            "the tampered packet fails"
+        );
+        assert_eq!(want[4][3], Got::Control, "the ratchet request comes back");
+
+        // The control packet goes to the server's own handling on both sides, then every
+        // pair talks once more both ways: the states (MACs included) are the same.
+        for (side, bufs) in [(&mut batch_side, &inbound_b), (&mut call_side, &inbound_c)] {
+            let server = &mut side[4].1;
+            let mut p = bufs[4][3].clone();
+            let mut rng = Rng::new("server 4 ratchet");
+            assert_eq!(
+                server.open_in_place(&mut p, NOW, &mut rng),
+                Ok(Opened::Control)
+            );
+        }
+        let drain = |s: &mut Session| {
+            let mut v = Vec::new();
+            while let Some(o) = s.poll_output() {
+                if let Output::Transmit(p) = o {
+                    v.push(p);
+                }
+            }
+            v
+        };
+        assert_eq!(drain(&mut batch_side[4].1), drain(&mut call_side[4].1));
+        for i in 0..pairs {
+            let (b, c) = (&mut batch_side[i], &mut call_side[i]);
+            assert_eq!(b.1.is_open(), c.1.is_open(), "pair {i}");
+            assert_eq!(
+                (b.1.txseq(), b.1.rxseq()),
+                (c.1.txseq(), c.1.rxseq()),
+                "pair {i}"
+            );
+            if !c.1.is_open() {
+                continue;
+            }
+            let msg = message(77 + i, 9);
+            let (mut pb, mut pc) = (Vec::new(), Vec::new());
+            let rb = b.1.seal(&msg, NOW, &mut pb);
+            let rc = c.1.seal(&msg, NOW, &mut pc);
+            assert_eq!(rb, rc);
+            assert_eq!(pb, pc, "pair {i}: next packet from the server");
+        }
+    }
+}

@@ -77,9 +77,13 @@ pub(super) struct Task<'x> {
 
 /// A job's buffers.
 pub(super) enum TaskKind<'x> {
-    /// The `len`-byte payload already sits at `slot[HEADER_LEN..]`; `slot` is exactly
-    /// `sealed_len(len)` bytes.
-    Seal { len: usize, slot: &'x mut [u8] },
+    /// The message, and the slot of exactly `sealed_len(payload.len())` bytes the packet is
+    /// built in (the message is copied there when the job is taken up, on the thread that
+    /// seals it, so the copy is warm in cache for CTR and the MAC).
+    Seal {
+        payload: &'x [u8],
+        slot: &'x mut [u8],
+    },
     /// A received packet, opened in place.
     Open { packet: &'x mut [u8] },
     /// Settled when it was submitted.
@@ -90,7 +94,7 @@ impl Task<'_> {
     /// Permutations this job costs, for balancing.
     pub(super) fn work(&self) -> u64 {
         let n = match &self.kind {
-            TaskKind::Seal { len, .. } => *len,
+            TaskKind::Seal { payload, .. } => payload.len(),
             TaskKind::Open { packet } => packet.len(),
             TaskKind::Settled => return 0,
         };
@@ -385,8 +389,8 @@ enum Prep {
     Done,
     /// A control packet: the session's later jobs wait.
     Stop,
-    /// In flight on this channel.
-    Mac(Dir, PacketMac),
+    /// In flight on this channel (its MAC program is in the lane's slot).
+    Mac(Dir),
     /// The channel's MAC is not at a block boundary (never after keying or a packet); run
     /// the job through the scalar calls.
     Whole,
@@ -535,18 +539,16 @@ where
                 continue;
             };
             lane.next += 1;
-            let prep = if W == 1 {
+            let mut prep = if W == 1 {
                 Prep::Whole
             } else {
-                prepare(session, task, ctx.now)
+                // The packet's MAC program is built in the lane's slot.
+                prepare(session, task, ctx.now, &mut lane.mac)
             };
-            let prep = match prep {
-                Prep::Whole => {
-                    Self::unload(words, i, lane, session);
-                    whole(session, task, ctx.now)
-                }
-                p => p,
-            };
+            if let Prep::Whole = prep {
+                Self::unload(words, i, lane, session);
+                prep = whole(session, task, ctx.now);
+            }
             match prep {
                 Prep::Done | Prep::Whole => {}
                 Prep::Stop => {
@@ -557,14 +559,13 @@ where
                     }
                     lane.next = stream.tasks.len();
                 }
-                Prep::Mac(dir, mac) => {
+                Prep::Mac(dir) => {
                     if lane.loaded != Some(dir) {
                         Self::unload(words, i, lane, session);
                         Self::sync(words, i, session, dir, true);
                         lane.loaded = Some(dir);
                     }
                     lane.cur = cur;
-                    lane.mac = Some(mac);
                     return;
                 }
             }
@@ -638,23 +639,30 @@ where
             for (t, w) in tag.iter_mut().zip(words.iter()) {
                 *t = w.get(i).copied().unwrap_or_default();
             }
-            if let Some(mac) = l.mac.take()
+            if let Some(mac) = &l.mac
                 && let Some(stream) = ctx.streams.get_mut(l.stream)
                 && let Some(task) = stream.tasks.get_mut(l.cur)
             {
-                finish(stream.session, task, &mac, &tag);
+                finish(stream.session, task, mac, &tag);
             }
+            // Dropped in place (wiping its nonce copy).
+            l.mac = None;
             tag.zeroize();
         }
     }
 }
 
 /// Takes up a job: the checks and everything before the MAC steps, on the channel itself.
-fn prepare<S: BatchSession>(session: &mut S, task: &mut Task<'_>, now: u64) -> Prep {
+fn prepare<S: BatchSession>(
+    session: &mut S,
+    task: &mut Task<'_>,
+    now: u64,
+    mac: &mut Option<PacketMac>,
+) -> Prep {
     match &mut task.kind {
         TaskKind::Settled => Prep::Done,
-        TaskKind::Seal { len, slot } => {
-            let len = *len;
+        TaskKind::Seal { payload, slot } => {
+            let len = payload.len();
             if !at_boundary(session.tx_channel_mut()) {
                 return Prep::Whole;
             }
@@ -676,11 +684,13 @@ fn prepare<S: BatchSession>(session: &mut S, task: &mut Task<'_>, now: u64) -> P
             let (header, rest) = slot.split_at_mut(HEADER_LEN);
             let body = rest.get_mut(..len).unwrap_or_default();
             header.copy_from_slice(&h);
+            body.copy_from_slice(payload);
             let head = head_bytes(&h, parts.nonce);
             *parts.counter = parts.counter.wrapping_add(len as u64);
             parts.cipher.ctr_xor(parts.nonce, body);
             let tail = tail_bytes(*parts.counter);
-            Prep::Mac(Dir::Tx, PacketMac::new(head, tail, len, false))
+            *mac = Some(PacketMac::new(head, tail, len, false));
+            Prep::Mac(Dir::Tx)
         }
         TaskKind::Open { packet } => {
             match check_open(session, packet, now) {
@@ -706,7 +716,8 @@ fn prepare<S: BatchSession>(session: &mut S, task: &mut Task<'_>, now: u64) -> P
             let head = head_bytes(&h, parts.nonce);
             *parts.counter = parts.counter.wrapping_add(n as u64);
             let tail = tail_bytes(*parts.counter);
-            Prep::Mac(Dir::Rx, PacketMac::new(head, tail, n, true))
+            *mac = Some(PacketMac::new(head, tail, n, true));
+            Prep::Mac(Dir::Rx)
         }
     }
 }
@@ -731,13 +742,17 @@ fn tail_bytes(counter: u64) -> [u8; TAIL_LEN] {
 fn whole<S: BatchSession>(session: &mut S, task: &mut Task<'_>, now: u64) -> Prep {
     match &mut task.kind {
         TaskKind::Settled => Prep::Done,
-        TaskKind::Seal { len, slot } => {
-            let len = *len;
+        TaskKind::Seal { payload, slot } => {
+            let len = payload.len();
             task.record = match session.prepare_seal(len, now) {
                 Ok(h) => {
                     let h = h.encode();
-                    if let Some(dst) = slot.get_mut(..HEADER_LEN) {
+                    if slot.len() == sealed_len(len) {
+                        let (dst, rest) = slot.split_at_mut(HEADER_LEN);
                         dst.copy_from_slice(&h);
+                        if let Some(body) = rest.get_mut(..len) {
+                            body.copy_from_slice(payload);
+                        }
                     }
                     match seal_prepared(session, &h, len, slot) {
                         Ok(()) => Record::Sealed,
@@ -777,8 +792,8 @@ fn finish<S: BatchSession>(
     tag: &[u64; TAG_LEN / 8],
 ) {
     match (&mut task.kind, mac.open) {
-        (TaskKind::Seal { len, slot }, false) => {
-            if let Some(dst) = slot.get_mut(HEADER_LEN + *len..)
+        (TaskKind::Seal { payload, slot }, false) => {
+            if let Some(dst) = slot.get_mut(HEADER_LEN + payload.len()..)
                 && dst.len() == TAG_LEN
             {
                 for (d, t) in dst.as_chunks_mut::<8>().0.iter_mut().zip(tag) {

@@ -37,11 +37,12 @@
 //! # Sessions
 //!
 //! The batch works on anything that implements [`BatchSession`]: the data-phase checks
-//! (`prepare_seal`, `check_data_header`) and the two RCS-512 channels. [`DataSession`] is
-//! the bare data phase (two channels and two sequence numbers); the session layer's own type
-//! implements the trait through the same hooks, so a server batches the sessions it already
-//! holds. Nothing is registered anywhere: sessions and packet buffers are borrowed for the
-//! turn, and the output buffer is reusable ([`Scratch`]).
+//! (`prepare_seal`, `check_data_header`) and the two RCS-512 channels. The session layer's
+//! [`Session`](crate::session::Session) implements it through its batch hooks, so a server
+//! batches the sessions it already holds (and gives the control packets to their
+//! `open_in_place`); [`DataSession`] is the bare data phase (two channels, two sequence
+//! numbers) for callers without one. Nothing is registered anywhere: sessions and packet
+//! buffers are borrowed for the turn, and the buffers are reusable ([`Scratch`]).
 //!
 //! # Example: one server turn over in-memory connections
 //!
@@ -216,9 +217,16 @@ struct Buffers {
     sessions: Vec<&'static mut ()>,
     jobs: Vec<Job<'static>>,
     packets: Vec<Option<&'static mut [u8]>>,
-    bufs: Vec<Result<&'static mut [u8], usize>>,
+    bufs: Vec<Buf<'static>>,
     tasks: Vec<Task<'static>>,
     streams: Vec<[usize; 4]>,
+}
+
+/// A job's buffer while the tasks are built.
+enum Buf<'x> {
+    Open(&'x mut [u8]),
+    Seal(&'x [u8]),
+    None,
 }
 
 impl fmt::Debug for Scratch {
@@ -457,50 +465,52 @@ impl<'a, S: BatchSession> Batch<'a, S> {
             }
         }
 
-        // The output buffer, in the same order: each session's sealed packets back to back,
-        // the payload copied into place (the one copy), header and tag written by the engine.
-        // A message DKTP cannot carry gets an empty slot; its job fails in order, after the
-        // session's own checks.
-        arena.clear();
+        // The output buffer, in the same order: each session's sealed packets back to back.
+        // Only the layout is made here; the engine copies each message into its slot (the one
+        // copy) and writes header and tag around it, on the thread that seals it. The buffer
+        // keeps what the last turn left in it (sealed packets, wiped slots): every slot is
+        // overwritten before it is read. A message DKTP cannot carry gets an empty slot; its
+        // job fails in order, after the session's own checks.
         seal_at.clear();
         seal_at.resize(jobs.len(), None);
+        let mut total = 0usize;
         for &j in &order {
             if let (Some(Job::Seal { payload, .. }), Some(at)) = (jobs.get(j), seal_at.get_mut(j)) {
-                if check_len(payload.len()).is_ok() {
-                    *at = Some((arena.len(), sealed_len(payload.len())));
-                    arena.extend_from_slice(&[0u8; HEADER_LEN]);
-                    arena.extend_from_slice(payload);
-                    arena.extend_from_slice(&[0u8; crate::packet::TAG_LEN]);
+                let size = if check_len(payload.len()).is_ok() {
+                    sealed_len(payload.len())
                 } else {
-                    *at = Some((arena.len(), 0));
-                }
+                    0
+                };
+                *at = Some((total, size));
+                total += size;
             }
         }
+        arena.resize(total, 0);
 
         records.clear();
         records.resize_with(jobs.len(), || Record::Pending);
         let (bufs, tasks, streams) = {
-            // Per job: the packet to open in place, or the length of the message to seal.
-            let mut bufs: Vec<Result<&mut [u8], usize>> = recycle(bufs);
+            // Per job: the packet to open in place, or the message to seal.
+            let mut bufs: Vec<Buf<'_>> = recycle(bufs);
             bufs.extend(jobs.iter_mut().map(|job| match job {
-                Job::Open { packet, .. } => Ok(&mut **packet),
-                Job::Seal { payload, .. } => Err(payload.len()),
-                Job::Refused { .. } => Err(0),
+                Job::Open { packet, .. } => Buf::Open(packet),
+                Job::Seal { payload, .. } => Buf::Seal(payload),
+                Job::Refused { .. } => Buf::None,
             }));
             // Tasks, in `order`, borrow the packet buffers and the arena slots for the run.
             let mut rest = &mut arena[..];
             let mut tasks: Vec<Task<'_>> = recycle(tasks);
             for &j in &order {
                 let size = seal_at.get(j).copied().flatten().map(|(_, size)| size);
-                let buf = bufs.get_mut(j).map(|p| core::mem::replace(p, Err(0)));
+                let buf = bufs.get_mut(j).map(|p| core::mem::replace(p, Buf::None));
                 let kind = match (size, buf) {
-                    (Some(size), Some(Err(len))) => {
+                    (Some(size), Some(Buf::Seal(payload))) => {
                         let size = size.min(rest.len());
                         let (slot, tail) = core::mem::take(&mut rest).split_at_mut(size);
                         rest = tail;
-                        TaskKind::Seal { len, slot }
+                        TaskKind::Seal { payload, slot }
                     }
-                    (None, Some(Ok(packet))) => TaskKind::Open { packet },
+                    (None, Some(Buf::Open(packet))) => TaskKind::Open { packet },
                     _ => TaskKind::Settled,
                 };
                 tasks.push(Task {
@@ -610,7 +620,7 @@ struct Spare {
     fill: Vec<usize>,
     order: Vec<usize>,
     jobs: Vec<Job<'static>>,
-    bufs: Vec<Result<&'static mut [u8], usize>>,
+    bufs: Vec<Buf<'static>>,
     tasks: Vec<Task<'static>>,
     streams: Vec<[usize; 4]>,
 }
@@ -747,7 +757,7 @@ pub enum Outcome<'f> {
     Control(&'f [u8]),
     /// Not run, because an earlier control packet of the same session comes first.
     Deferred,
-    /// The job failed. If it was an open, the session has ended ([`DataSession::status`]).
+    /// The job failed. If it was an open, the session has ended (its later jobs failed too).
     Failed(&'f Error),
 }
 

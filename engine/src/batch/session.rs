@@ -271,6 +271,40 @@ impl BatchSession for DataSession {
     }
 }
 
+/// The session layer's [`Session`](crate::session::Session) through its batch hooks: the
+/// batch then leaves it exactly as [`Session::seal`](crate::session::Session::seal) and
+/// [`Session::open_in_place`](crate::session::Session::open_in_place) would for data packets,
+/// and hands everything else (ratchet, close) back for `open_in_place`.
+impl BatchSession for crate::session::Session {
+    fn is_open(&self) -> bool {
+        crate::session::Session::is_open(self)
+    }
+
+    fn prepare_seal(&mut self, len: usize, now: u64) -> Result<Header, Error> {
+        crate::session::Session::prepare_seal(self, len, now)
+    }
+
+    fn check_data_header(&self, header: &Header, now: u64) -> Result<(), Error> {
+        crate::session::Session::check_data_header(self, header, now)
+    }
+
+    fn tx_channel_mut(&mut self) -> &mut Rcs512Channel {
+        crate::session::Session::tx_channel_mut(self)
+    }
+
+    fn rx_channel_mut(&mut self) -> &mut Rcs512Channel {
+        crate::session::Session::rx_channel_mut(self)
+    }
+
+    fn commit_open(&mut self) {
+        crate::session::Session::commit_open(self);
+    }
+
+    fn abort(&mut self) {
+        crate::session::Session::abort(self);
+    }
+}
+
 /// Bytes of the packet that carries a `len`-byte message: header, ciphertext, tag.
 pub const fn sealed_len(len: usize) -> usize {
     HEADER_LEN + len + TAG_LEN
