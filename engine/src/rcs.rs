@@ -305,6 +305,13 @@ impl<V: Variant> RcsChannel<V> {
             self.cipher.ctr_xor(&mut self.nonce, chunk);
             self.mac.update(chunk);
         }
+        #[cfg(feature = "inject-slowdown")]
+        {
+            // The regression-gate experiment (bench/README.md): one wasted permutation.
+            let mut waste = [self.counter; crate::keccak::LANES];
+            crate::keccak::f1600(&mut waste);
+            core::hint::black_box(&waste);
+        }
         self.finish_tag(tag);
         Ok(())
     }

@@ -17,7 +17,12 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use dktp::Backend;
+use dktp::batch::{Batch, DataSession};
+use dktp::config::Config;
 use dktp::keccak::{self, lanes};
+use dktp::kex::{PeerKeys, ReplayGate, Settings, SinglePeer, client, server};
+use dktp::peer_key;
+use dktp::pq::{Entropy, PqError};
 use dktp::rcs::Rcs512Channel;
 
 const ITERATIONS: u64 = 20;
@@ -30,6 +35,18 @@ const KERNELS: &[(&str, &str)] = &[
     ("kmac512_1500", "KMAC-512 update + finalize over 1500 bytes"),
     ("keccak_x8", "eight Keccak-f[1600] permutations in lanes"),
     ("keccak_x1", "one scalar Keccak-f[1600] permutation"),
+    (
+        "batch_seal_8x1500",
+        "one batch flush sealing 1500 bytes on each of 8 sessions (one thread)",
+    ),
+    (
+        "handshake_client",
+        "the client's four steps of a default-configuration handshake",
+    ),
+    (
+        "handshake_server",
+        "the server's three steps of a default-configuration handshake",
+    ),
 ];
 
 const HEADER: [u8; 21] = [4; 21];
@@ -40,6 +57,88 @@ fn measured(n: u64, work: &mut dyn FnMut()) {
     for _ in 0..n {
         work();
     }
+}
+
+/// A fixed pseudo-random stream (splitmix64), so that signing's rejection loops, and with
+/// them the counts, are the same on every run. For measurement only: not a secure source.
+struct Fixed(u64);
+
+impl Entropy for Fixed {
+    fn fill(&mut self, dest: &mut [u8]) -> Result<(), PqError> {
+        for chunk in dest.chunks_mut(8) {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+/// A fixed clock for the handshake kernels (packets carry it, so it is hashed and signed).
+const NOW: u64 = 1_767_225_600;
+
+/// The default configuration's paired keys, generated from the fixed stream.
+fn handshake_keys() -> Result<(PeerKeys, PeerKeys), String> {
+    let config = Config::default();
+    let mut rng = Fixed(1);
+    let e = |e: dktp::Error| e.to_string();
+    let (mut cl, cr) = peer_key::generate(config, [1; 16], NOW, &mut rng).map_err(e)?;
+    let (mut sl, sr) = peer_key::generate(config, [2; 16], NOW, &mut rng).map_err(e)?;
+    peer_key::link(&mut cl, &sr);
+    peer_key::link(&mut sl, &cr);
+    Ok((
+        PeerKeys {
+            local: cl,
+            remote: sr,
+        },
+        PeerKeys {
+            local: sl,
+            remote: cr,
+        },
+    ))
+}
+
+/// `n` whole handshakes; only the steps of `side` ("client" or "server") are counted.
+fn handshakes(n: u64, side: &str) -> Result<(), String> {
+    let (ck, sk) = handshake_keys()?;
+    let client_side = side == "client";
+    // Counts one step when it belongs to the measured side.
+    fn step<T>(on: bool, f: impl FnOnce() -> T) -> T {
+        if on {
+            let mut f = Some(f);
+            let mut out = None;
+            measured(1, &mut || out = f.take().map(|f| f()));
+            out.expect("the step ran once")
+        } else {
+            f()
+        }
+    }
+    let e = |e: dktp::Error| e.to_string();
+    for i in 0..n {
+        let mut rng = Fixed(1000 + i);
+        let settings = Settings::default();
+        let c1 = step(client_side, || {
+            client::start(ck.clone(), settings.clone(), NOW, &mut rng)
+        })
+        .map_err(e)?;
+        let mut peers = SinglePeer(sk.clone());
+        let mut gate = ReplayGate::default();
+        let s1 = step(!client_side, || {
+            server::AwaitConnectRequest::new(settings)
+                .handle(&c1.packet, NOW, &mut rng, &mut peers, &mut gate)
+        })
+        .map_err(e)?;
+        let c2 = step(client_side, || c1.next.handle(&s1.packet, NOW, &mut rng)).map_err(e)?;
+        let s2 = step(!client_side, || s1.next.handle(&c2.packet, NOW, &mut rng)).map_err(e)?;
+        let c3 = step(client_side, || c2.next.handle(&s2.packet, NOW, &mut rng)).map_err(e)?;
+        let s3 = step(!client_side, || s2.next.handle(&c3.packet, NOW, &mut rng)).map_err(e)?;
+        let done = step(client_side, || c3.next.handle(&s3.packet, NOW, &mut rng)).map_err(e)?;
+        black_box((done, s3.next));
+    }
+    Ok(())
 }
 
 fn run_kernel(name: &str, n: u64) -> Result<(), String> {
@@ -95,6 +194,33 @@ fn run_kernel(name: &str, n: u64) -> Result<(), String> {
             let mut s = [0u64; 25];
             measured(n, &mut || keccak::f1600(black_box(&mut s)));
         }
+        "batch_seal_8x1500" => {
+            let mut sessions = (0..8u8)
+                .map(|i| {
+                    let tx = Rcs512Channel::with_backend(backend, &[i; 64], &[1; 32], &[])?;
+                    let rx = Rcs512Channel::with_backend(backend, &[!i; 64], &[2; 32], &[])?;
+                    Ok(DataSession::new(tx, rx, 3, 3))
+                })
+                .collect::<Result<Vec<_>, dktp::Error>>()
+                .map_err(|e| e.to_string())?;
+            let payload = [0x5au8; 1500];
+            let mut sealed = 0usize;
+            measured(n, &mut || {
+                let mut batch = Batch::new().with_threads(1);
+                for s in sessions.iter_mut() {
+                    let id = batch.add(s);
+                    batch.seal(id, black_box(&payload));
+                }
+                let done = batch.flush(NOW);
+                sealed += done.jobs();
+                black_box(&done);
+            });
+            if sealed != 8 * n as usize {
+                return Err("batch kernel sealed fewer packets than asked".into());
+            }
+        }
+        "handshake_client" => handshakes(n, "client")?,
+        "handshake_server" => handshakes(n, "server")?,
         other => return Err(format!("unknown kernel {other}")),
     }
     Ok(())

@@ -95,10 +95,9 @@ fn permutation() -> (keccak::Fn1600, &'static str) {
         if !matches!(
             crate::Backend::selected(),
             Ok(crate::Backend::Portable) | Err(_)
-        ) {
-            if let Some(f) = scalar::select() {
-                return (f, "unrolled-bmi2");
-            }
+        ) && let Some(f) = scalar::select()
+        {
+            return (f, "unrolled-bmi2");
         }
         (crate_permutation(), "keccak-crate")
     })

@@ -38,7 +38,7 @@ pub(crate) fn xor_block(state: &mut [u64; LANES], block: &[u8]) {
 impl<const RATE: usize> Sponge<RATE> {
     /// Compile-time check of the rate.
     const RATE_OK: () = assert!(
-        RATE > 0 && RATE < 8 * LANES && RATE % 8 == 0,
+        RATE > 0 && RATE < 8 * LANES && RATE.is_multiple_of(8),
         "Keccak rate must be a multiple of 8 below 200"
     );
 

@@ -183,7 +183,7 @@ impl StreamModel {
     fn bytepad(x: &[u8], w: usize) -> Vec<u8> {
         let mut z = Self::left_encode(w as u128);
         z.extend_from_slice(x);
-        while z.len() % w != 0 {
+        while !z.len().is_multiple_of(w) {
             z.push(0);
         }
         z

@@ -393,14 +393,14 @@ impl KemAlg {
     /// which for McEliece on native targets draws from the OS directly (its keys are valid
     /// reference keys but not reproducible from coins). Other sets behave as [`Self::generate`].
     pub fn generate_ephemeral(self, rng: &mut dyn Entropy) -> Result<KemKeyPair, PqError> {
-        if self.is_mceliece() {
-            if let Some(r) = mceliece::keygen_fast(self) {
-                let (pk, sk) = r?;
-                return Ok(KemKeyPair {
-                    public: pk,
-                    secret: KemSecretKey::trusted(self, sk),
-                });
-            }
+        if self.is_mceliece()
+            && let Some(r) = mceliece::keygen_fast(self)
+        {
+            let (pk, sk) = r?;
+            return Ok(KemKeyPair {
+                public: pk,
+                secret: KemSecretKey::trusted(self, sk),
+            });
         }
         self.generate(rng)
     }
@@ -462,10 +462,10 @@ impl KemSecretKey {
     /// §7.3).
     pub fn from_bytes(alg: KemAlg, bytes: &[u8]) -> Result<Self, PqError> {
         check_len("KEM secret key", alg.sizes().secret_key, bytes.len())?;
-        if let Some(p) = alg.kyber_params() {
-            if !kyber::dk_hash_valid(&p, bytes) {
-                return Err(PqError::InvalidSecretKey);
-            }
+        if let Some(p) = alg.kyber_params()
+            && !kyber::dk_hash_valid(&p, bytes)
+        {
+            return Err(PqError::InvalidSecretKey);
         }
         Ok(KemSecretKey {
             alg,

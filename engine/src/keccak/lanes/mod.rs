@@ -145,11 +145,11 @@ pub fn permute_x8(b: LaneBackend, states: &mut [[u64; LANES]; 8]) {
 /// x4 on a resolved (available) backend.
 fn x4(b: LaneBackend, states: &mut [&mut [u64; LANES]; 4]) {
     #[cfg(target_arch = "x86_64")]
-    if b != LaneBackend::Portable {
-        if let Some(cpu) = avx2::Avx2::detect() {
-            avx2::permute_x4(cpu, states);
-            return;
-        }
+    if b != LaneBackend::Portable
+        && let Some(cpu) = avx2::Avx2::detect()
+    {
+        avx2::permute_x4(cpu, states);
+        return;
     }
     let _ = b;
     for s in states.iter_mut() {
@@ -160,11 +160,11 @@ fn x4(b: LaneBackend, states: &mut [&mut [u64; LANES]; 4]) {
 /// x8 on a resolved (available) backend.
 fn x8(b: LaneBackend, states: &mut [&mut [u64; LANES]; 8]) {
     #[cfg(target_arch = "x86_64")]
-    if b == LaneBackend::Avx512 {
-        if let Some(cpu) = avx512::Avx512::detect() {
-            avx512::permute_x8(cpu, states);
-            return;
-        }
+    if b == LaneBackend::Avx512
+        && let Some(cpu) = avx512::Avx512::detect()
+    {
+        avx512::permute_x8(cpu, states);
+        return;
     }
     let [s0, s1, s2, s3, s4, s5, s6, s7] = states;
     x4(b, &mut [s0, s1, s2, s3]);
