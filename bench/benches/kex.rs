@@ -62,7 +62,7 @@ fn handshake(ck: &PeerKeys, sk: &PeerKeys) -> Result<(Split, Session, Session), 
     let mut rng = OsEntropy;
     let t = now();
     let settings = Settings::default();
-    let mut clock = |side: &mut Duration, start: Instant| *side += start.elapsed();
+    let clock = |side: &mut Duration, start: Instant| *side += start.elapsed();
 
     let s = Instant::now();
     let c1 = client::start(ck.clone(), settings.clone(), t, &mut rng)?;

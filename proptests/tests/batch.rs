@@ -13,6 +13,7 @@
 //! Every outcome, every sealed byte, every failing packet's buffer (unchanged), and every
 //! session's state after the batch (sequence numbers, status, nonces, counters, and the next
 //! packet each way, which exposes the MAC states) must agree.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
 use dktp::Backend;
 use dktp::batch::{Batch, DataSession, MAX_PAYLOAD, Outcome, Received, SessionId, Status};
@@ -244,7 +245,7 @@ fn keys(seed: u64, i: usize) -> ([u8; 64], [u8; 32], [u8; 64], [u8; 32]) {
     k2.copy_from_slice(&x[96..160]);
     n2.copy_from_slice(&x[160..192]);
     // Some nonces sit just below a carry across 64-bit limbs.
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         n1[..9].fill(0xff);
         n2[..17].fill(0xff);
     }

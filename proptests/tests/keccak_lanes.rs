@@ -1,6 +1,7 @@
 //! Multi-lane Keccak equals the scalar permutation, and batched KMAC absorption equals
 //! sequential updates, on every lane backend this CPU runs (AVX-512 included when present).
 //! The scalar reference is the `keccak` crate's permutation ([`f1600_portable`]).
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
 use dktp::keccak::lanes::{self, LaneBackend};
 use dktp::keccak::{Kmac, Kmac256, Kmac512, f1600, f1600_portable};

@@ -1,5 +1,6 @@
 //! Packet codec properties: decoding never panics, headers round-trip, the time window is
 //! symmetric and overflow-free, framing never promises more than the caller allows.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
 use dktp::packet::{
     self, FlagCheck, Frame, HEADER_LEN, HandshakeExpect, Header, TIME_WINDOW, time_is_valid,

@@ -1,5 +1,6 @@
 //! Peer-key codecs: parsing never panics, and serialize ∘ deserialize is the identity on
 //! every configuration's keys.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
 use dktp::config::{CONFIG_SIZE, Config};
 use dktp::peer_key::{self, LocalPeerKey, RemotePeerKey};

@@ -1,6 +1,7 @@
 //! RCS channels: every backend equals portable (ciphertexts, tags, nonces, counters over a
 //! stream of packets), and tampering with any byte of header, ciphertext or tag fails the
 //! open and releases nothing.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
 use dktp::Backend;
 use dktp::rcs::{Rcs256, Rcs512, RcsChannel, RcsError, Variant};

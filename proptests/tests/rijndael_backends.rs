@@ -7,6 +7,7 @@
 //!
 //! Run with `cargo test -p dktp-proptests --release --test rijndael_backends`; set
 //! `PROPTEST_CASES` for more cases.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
 use dktp::Backend;
 use dktp::rijndael::{BLOCK_LEN, Rijndael256};

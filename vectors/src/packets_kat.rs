@@ -465,10 +465,10 @@ fn decrypt_failure(i: usize, row: &Value, first: Option<&FirstPacket>, t: &mut T
         h.msglen = m;
     }
     let mut packet = [h.encode().as_slice(), body].concat();
-    if spec.tag_corrupted {
-        if let Some(last) = packet.last_mut() {
-            *last ^= 0x01;
-        }
+    if spec.tag_corrupted
+        && let Some(last) = packet.last_mut()
+    {
+        *last ^= 0x01;
     }
     let (Some(now), Ok(mut rx)) = (
         h.utctime.checked_add_signed(spec.clock_shift),

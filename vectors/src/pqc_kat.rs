@@ -48,11 +48,11 @@ pub fn run(v: &Value, t: &mut Tally) {
             run_set(set, t);
         }
     }
-    if is_default_file(v) {
-        if let Some(cases) = v.get("cases").and_then(Value::as_array) {
-            for (i, c) in cases.iter().enumerate() {
-                run_default_case(i, c, t);
-            }
+    if is_default_file(v)
+        && let Some(cases) = v.get("cases").and_then(Value::as_array)
+    {
+        for (i, c) in cases.iter().enumerate() {
+            run_default_case(i, c, t);
         }
     }
 }

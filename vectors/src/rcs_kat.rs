@@ -181,10 +181,10 @@ fn multi_v<V: Variant>(backend: Backend, c: &Value, t: &mut Tally, i: usize) -> 
         if let Some(ok) = p.get("dec2_result").and_then(Value::as_bool) {
             // The second decrypt state sees the packet with `index` 2 with a flipped tag bit.
             let mut input = want.clone();
-            if p.get("index").and_then(Value::as_u64) == Some(2) {
-                if let Some(last) = input.last_mut() {
-                    *last ^= 1;
-                }
+            if p.get("index").and_then(Value::as_u64) == Some(2)
+                && let Some(last) = input.last_mut()
+            {
+                *last ^= 1;
             }
             let mut out = Vec::new();
             let r = dec2.open(&ad, &input, &mut out);

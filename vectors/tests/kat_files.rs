@@ -1,5 +1,6 @@
 //! Runs the committed vector files, RCS under every backend this machine has, and shows the
 //! checks can fail: a one-byte change to any expected output must be caught.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
 use dktp::Backend;
 use dktp_vectors::{Tally, check_value, rcs_kat};

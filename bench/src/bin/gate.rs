@@ -84,7 +84,7 @@ const NOW: u64 = 1_767_225_600;
 fn handshake_keys() -> Result<(PeerKeys, PeerKeys), String> {
     let config = Config::default();
     let mut rng = Fixed(1);
-    let e = |e: dktp::Error| e.to_string();
+    let e = |e: dktp::peer_key::PeerKeyError| e.to_string();
     let (mut cl, cr) = peer_key::generate(config, [1; 16], NOW, &mut rng).map_err(e)?;
     let (mut sl, sr) = peer_key::generate(config, [2; 16], NOW, &mut rng).map_err(e)?;
     peer_key::link(&mut cl, &sr);
@@ -201,7 +201,7 @@ fn run_kernel(name: &str, n: u64) -> Result<(), String> {
                     let rx = Rcs512Channel::with_backend(backend, &[!i; 64], &[2; 32], &[])?;
                     Ok(DataSession::new(tx, rx, 3, 3))
                 })
-                .collect::<Result<Vec<_>, dktp::Error>>()
+                .collect::<Result<Vec<_>, dktp::rcs::RcsError>>()
                 .map_err(|e| e.to_string())?;
             let payload = [0x5au8; 1500];
             let mut sealed = 0usize;

@@ -135,9 +135,12 @@ fn markdown(points: &[Point]) -> String {
     md
 }
 
+/// Chart series: group → series name → (size, MB/s) points.
+type Series<'a> = BTreeMap<&'a str, BTreeMap<&'a str, Vec<(f64, f64)>>>;
+
 /// A log-x line chart per group whose name starts with one of `prefixes`.
 fn svg(points: &[Point], prefixes: &[&str]) -> Option<String> {
-    let mut groups: BTreeMap<&str, BTreeMap<&str, Vec<(f64, f64)>>> = BTreeMap::new();
+    let mut groups: Series<'_> = BTreeMap::new();
     for p in points {
         if !prefixes.iter().any(|x| p.group.starts_with(x)) {
             continue;
