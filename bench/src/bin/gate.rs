@@ -8,6 +8,7 @@
 //! ```text
 //! cargo run --release -p dktp-bench --bin gate            # compare with bench/icount-baseline.json
 //! cargo run --release -p dktp-bench --bin gate -- --save  # write a new baseline
+//! cargo run --release -p dktp-bench --bin gate -- --only rcs512_seal_1500  # some kernels
 //! ```
 //! Exit status 1 when any kernel costs more than the threshold (default 2%) over baseline.
 
@@ -278,6 +279,22 @@ fn main() -> ExitCode {
         .and_then(|i| args.get(i + 1))
         .and_then(|s| s.parse::<f64>().ok())
         .unwrap_or(THRESHOLD_PERCENT);
+    // `--only a,b`: just these kernels (a baseline cannot be saved from part of the set).
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|s| s.split(',').map(str::to_string).collect());
+    if let Some(names) = &only {
+        if save {
+            eprintln!("gate: --save writes the whole baseline; drop --only");
+            return ExitCode::FAILURE;
+        }
+        if let Some(bad) = names.iter().find(|n| !KERNELS.iter().any(|(k, _)| k == n)) {
+            eprintln!("gate: unknown kernel {bad}");
+            return ExitCode::FAILURE;
+        }
+    }
     let exe = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {
@@ -310,6 +327,9 @@ fn main() -> ExitCode {
         "kernel", "baseline", "now", "change"
     );
     for (name, what) in KERNELS {
+        if only.as_ref().is_some_and(|o| !o.iter().any(|n| n == name)) {
+            continue;
+        }
         let c = match count(&exe, &backend, name) {
             Ok(c) => c,
             Err(e) => {
