@@ -4,7 +4,7 @@
 //! packets sealed or opened one at a time (`scalar`) in the same group.
 //!
 //! Bounded time: short warm-up and measurement, ten samples. `DKTP_BENCH_QUICK=1` (or
-//! criterion's `--quick`) trims the grid to 1 and 8 sessions at 64 and 1500 bytes.
+//! criterion's `--quick`) trims the grid to 1 and 8 sessions at 1500 bytes.
 //! `cargo bench -p dktp-bench --bench batch`
 
 use std::hint::black_box;
@@ -18,14 +18,11 @@ use dktp::rcs::Rcs512Channel;
 const IMIX: [usize; 12] = [64, 576, 64, 1500, 64, 576, 64, 64, 576, 64, 64, 576];
 const NOW: u64 = 1_767_225_600;
 
-fn quick() -> bool {
-    std::env::var_os("DKTP_BENCH_QUICK").is_some_and(|v| v != "0")
-        || std::env::args().any(|a| a == "--quick")
-}
+use dktp_bench::quick;
 
 fn grid() -> (Vec<usize>, Vec<usize>) {
     if quick() {
-        (vec![1, 8], vec![64, 1500])
+        (vec![1, 8], vec![1500])
     } else {
         (vec![1, 8, 64, 1024], vec![64, 1500, 16384, 0])
     }
@@ -85,9 +82,7 @@ fn bytes(n: usize, size: usize) -> u64 {
 }
 
 fn tune(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
-    g.sample_size(10);
-    g.warm_up_time(Duration::from_millis(300));
-    g.measurement_time(Duration::from_secs(if quick() { 1 } else { 2 }));
+    dktp_bench::tune(g, 10, Duration::from_secs(2), Duration::from_millis(300));
 }
 
 fn seal(c: &mut Criterion) {
@@ -194,5 +189,9 @@ fn open(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, seal, open);
+criterion_group! {
+    name = benches;
+    config = dktp_bench::config();
+    targets = seal, open
+}
 criterion_main!(benches);

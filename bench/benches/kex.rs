@@ -98,6 +98,11 @@ fn kex(c: &mut Criterion) {
     let mut g = c.benchmark_group("kex");
     for name in CONFIGS {
         let config: Config = name.parse().expect("a reference configuration");
+        let slow = config.kem().is_mceliece() || config.sig().is_sphincs();
+        if slow && dktp_bench::quick() {
+            eprintln!("kex: {name}: skipped in quick mode");
+            continue;
+        }
         let Some((ck, sk)) = keys(config) else {
             eprintln!("kex: {name}: key generation unavailable in this build, skipped");
             continue;
@@ -106,12 +111,10 @@ fn kex(c: &mut Criterion) {
             eprintln!("kex: {name}: {e}; skipped");
             continue;
         }
-        let slow = config.kem().is_mceliece() || config.sig().is_sphincs();
-        g.sample_size(if slow { 10 } else { 60 });
         if slow {
-            g.measurement_time(Duration::from_secs(20));
+            dktp_bench::tune(&mut g, 10, Duration::from_secs(20), Duration::from_secs(3));
         } else {
-            g.measurement_time(Duration::from_secs(5));
+            dktp_bench::tune(&mut g, 60, Duration::from_secs(5), Duration::from_secs(3));
         }
         let short = name.trim_end_matches("_sha3_rcs");
         g.bench_function(BenchmarkId::new("handshake", short), |b| {
@@ -133,5 +136,9 @@ fn kex(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, kex);
+criterion_group! {
+    name = benches;
+    config = dktp_bench::config();
+    targets = kex
+}
 criterion_main!(benches);

@@ -21,11 +21,19 @@ fn pq(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("pq_{set}"));
         for &op in ops {
             if slow(set, op) {
-                g.sample_size(10)
-                    .measurement_time(Duration::from_secs(3))
-                    .warm_up_time(Duration::from_millis(100));
+                // Quick mode keeps only the smallest McEliece key generation.
+                if dktp_bench::quick() && set != "mceliece-s1" {
+                    eprintln!("pq bench: {set} {} skipped in quick mode", op.name());
+                    continue;
+                }
+                dktp_bench::tune(
+                    &mut g,
+                    10,
+                    Duration::from_secs(3),
+                    Duration::from_millis(100),
+                );
             } else {
-                g.sample_size(30).measurement_time(Duration::from_secs(2));
+                dktp_bench::tune(&mut g, 30, Duration::from_secs(2), Duration::from_secs(1));
             }
             g.bench_function(BenchmarkId::from_parameter(op.name()), |bn| {
                 bn.iter(|| b.run(op, &mut OsEntropy).expect("pq operation"))
@@ -35,5 +43,9 @@ fn pq(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, pq);
+criterion_group! {
+    name = benches;
+    config = dktp_bench::config();
+    targets = pq
+}
 criterion_main!(benches);

@@ -68,5 +68,9 @@ fn cshake(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, permutations, kmac, cshake);
+criterion_group! {
+    name = benches;
+    config = dktp_bench::config();
+    targets = permutations, kmac, cshake
+}
 criterion_main!(benches);

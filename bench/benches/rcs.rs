@@ -101,5 +101,9 @@ fn ctr(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, seal, open, ctr);
+criterion_group! {
+    name = benches;
+    config = dktp_bench::config();
+    targets = seal, open, ctr
+}
 criterion_main!(benches);
