@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use dktp::Backend;
-use dktp::batch::{Batch, DataSession};
+use dktp::batch::{Batch, DataSession, Scratch};
 use dktp::config::Config;
 use dktp::keccak::{self, lanes};
 use dktp::kex::{PeerKeys, ReplayGate, Settings, SinglePeer, client, server};
@@ -39,6 +39,14 @@ const KERNELS: &[(&str, &str)] = &[
     (
         "batch_seal_8x1500",
         "one batch flush sealing 1500 bytes on each of 8 sessions (one thread)",
+    ),
+    (
+        "session_seal_64",
+        "the sequential path: DataSession::seal of a 64-byte message",
+    ),
+    (
+        "batch_seal_1x64",
+        "a batch of one: one flush sealing 64 bytes on one session (scratch reused)",
     ),
     (
         "handshake_client",
@@ -218,6 +226,41 @@ fn run_kernel(name: &str, n: u64) -> Result<(), String> {
             });
             if sealed != 8 * n as usize {
                 return Err("batch kernel sealed fewer packets than asked".into());
+            }
+        }
+        "session_seal_64" | "batch_seal_1x64" => {
+            let tx = Rcs512Channel::with_backend(backend, &[3; 64], &[1; 32], &[])
+                .map_err(|e| e.to_string())?;
+            let rx = Rcs512Channel::with_backend(backend, &[4; 64], &[2; 32], &[])
+                .map_err(|e| e.to_string())?;
+            let mut session = DataSession::new(tx, rx, 3, 3);
+            let payload = [0x5au8; 64];
+            let mut out = Vec::with_capacity(256);
+            let mut scratch = Some(Scratch::default());
+            let mut sealed = 0usize;
+            if name == "session_seal_64" {
+                measured(n, &mut || {
+                    out.clear();
+                    if session.seal(black_box(&payload), NOW, &mut out).is_ok() {
+                        sealed += 1;
+                    }
+                });
+            } else {
+                measured(n, &mut || {
+                    let mut batch = Batch::new()
+                        .with_threads(1)
+                        .with_scratch(scratch.take().unwrap_or_default());
+                    let id = batch.add(&mut session);
+                    batch.seal(id, black_box(&payload));
+                    let done = batch.flush(NOW);
+                    if !done.output(id).is_empty() {
+                        sealed += 1;
+                    }
+                    scratch = Some(done.into_scratch());
+                });
+            }
+            if sealed != n as usize {
+                return Err(format!("{name} sealed fewer packets than asked"));
             }
         }
         "handshake_client" => handshakes(n, "client")?,
