@@ -353,7 +353,33 @@ pub(super) fn run<S: BatchSession>(streams: &mut [Stream<'_, '_, S>], now: u64, 
     if lanes.width >= 4 && count >= 2 {
         carry = Engine::<4>::run(&mut ctx, carry, 2);
     }
+    if carry.is_empty() {
+        // No packet in flight: what is left runs through the scalar calls, stream by stream,
+        // without a lane engine to set up and wipe (a batch of one costs what the
+        // sequential path does, plus the flush's bookkeeping).
+        let rest = ctx.streams.get_mut(ctx.next_stream..).unwrap_or_default();
+        for stream in rest {
+            run_whole(stream, now);
+        }
+        return;
+    }
     Engine::<1>::run(&mut ctx, carry, 1);
+}
+
+/// Every task of `stream` in order through the scalar calls (what the one-lane engine does
+/// with each job); a control packet defers the session's later jobs.
+fn run_whole<S: BatchSession>(stream: &mut Stream<'_, '_, S>, now: u64) {
+    let session = &mut *stream.session;
+    let mut tasks = stream.tasks.iter_mut();
+    while let Some(task) = tasks.next() {
+        if let Prep::Stop = whole(session, task, now) {
+            for t in tasks.by_ref() {
+                if matches!(t.record, Record::Pending) {
+                    t.record = Record::Deferred;
+                }
+            }
+        }
+    }
 }
 
 /// `W` lanes.
