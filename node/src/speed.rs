@@ -3,8 +3,10 @@
 //! JSON keys (stable, extended by later issues, never renamed):
 //! `backend_selected`, `backends_available`, `rcs512_seal_mbps[backend][size]`,
 //! `rcs512_open_mbps[backend][size]`, `rijndael256_ctr_mbps[backend]` (30 rounds, 16 KiB),
-//! `kmac512_mbps[size]`, `keccak_perms_per_s[x1|x4|x8]`, `keccak_lanes_backend`, and the
-//! batch engine's keys (`batch_*`, see [`crate::speed_batch`]).
+//! `kmac512_mbps[size]`, `keccak_perms_per_s[x1|x4|x8]`, `keccak_lanes_backend`,
+//! `rcs512_seal_vs_kmac512[size]` (RCS-512 seal throughput on the selected backend over
+//! KMAC-512's, the two run alternately and each keeps its fastest run, so a busy host cannot
+//! favour either), and the batch engine's keys (`batch_*`, see [`crate::speed_batch`]).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -174,6 +176,36 @@ fn kmac_mbps(size: usize, secs: f64) -> f64 {
     mbps(r, size)
 }
 
+/// RCS-512 seal over KMAC-512 alone, the same bytes, measured alternately (see
+/// [`crate::speed_batch::interleaved`]): how close the seal comes to its KMAC bound.
+fn seal_vs_kmac(backend: Backend, size: usize, secs: f64) -> Result<f64> {
+    let mut ch = Rcs512Channel::with_backend(backend, &KEY, &NONCE, &[])?;
+    let mut buf = vec![0x5au8; size];
+    let mut tag = [0u8; 64];
+    let msg = vec![0xa5u8; size];
+    let mut mac = keccak::Kmac512::new(&KEY, &[]);
+    let mut mac_tag = [0u8; 64];
+    // About 64 KiB per timed unit, so a unit outlasts the clock's resolution.
+    let reps = (65536 / size.max(1)).max(1);
+    let kmac: crate::speed_batch::Side<'_> = Box::new(|| {
+        let t = Instant::now();
+        for _ in 0..reps {
+            mac.update(black_box(&msg));
+            mac.finalize_into(&mut mac_tag);
+        }
+        Ok(t.elapsed())
+    });
+    let seal: crate::speed_batch::Side<'_> = Box::new(|| {
+        let t = Instant::now();
+        for _ in 0..reps {
+            ch.seal_in_place(&HEADER, black_box(&mut buf), &mut tag)?;
+        }
+        Ok(t.elapsed())
+    });
+    let r = crate::speed_batch::interleaved(secs, kmac, seal)?;
+    Ok((r * 1000.0).round() / 1000.0)
+}
+
 fn perms(secs: f64) -> Map<String, Value> {
     let lb = lanes::LaneBackend::for_backend(Backend::selected().unwrap_or(Backend::Portable));
     let mut s1 = [0u64; 25];
@@ -246,6 +278,11 @@ pub fn run(o: Options) -> Result<()> {
     for size in SIZES {
         kmac.insert(size.to_string(), json!(kmac_mbps(size, secs)));
     }
+    let mut vs_kmac = Map::new();
+    for size in [1500, 16384] {
+        let b = o.only.unwrap_or(selected);
+        vs_kmac.insert(size.to_string(), json!(seal_vs_kmac(b, size, secs)?));
+    }
     let lane_backend = lanes::LaneBackend::for_backend(selected);
     let pq = if o.pq {
         Value::Object(pq_ops(secs)?)
@@ -260,6 +297,7 @@ pub fn run(o: Options) -> Result<()> {
         "rcs512_open_mbps": open,
         "rijndael256_ctr_mbps": ctr,
         "kmac512_mbps": kmac,
+        "rcs512_seal_vs_kmac512": vs_kmac,
         "keccak_perms_per_s": perms(secs),
         "keccak_lanes_backend": lane_backend.name(),
         "pq_ops_per_s": pq,
@@ -345,6 +383,13 @@ fn print_tables(r: &Value) {
         }
     }
     println!("   (MB/s, the bound for one RCS stream)");
+    if let Value::Object(v) = get("rcs512_seal_vs_kmac512") {
+        let parts: Vec<String> = v.iter().map(|(size, r)| format!("{size} B: {r}")).collect();
+        println!(
+            "RCS-512 seal / KMAC-512, measured alternately: {}",
+            parts.join(", ")
+        );
+    }
     println!();
     if let Value::Object(c) = get("rijndael256_ctr_mbps") {
         for (b, v) in c {

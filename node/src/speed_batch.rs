@@ -265,11 +265,11 @@ fn scalar_mbps(backend: Backend, size: usize, secs: f64) -> Result<(f64, f64)> {
 
 /// One side of an interleaved comparison: does one unit of work, returns its duration (work
 /// outside the timed part, like sealing the packets an open needs, is excluded).
-type Side<'a> = Box<dyn FnMut() -> Result<Duration> + 'a>;
+pub(crate) type Side<'a> = Box<dyn FnMut() -> Result<Duration> + 'a>;
 
 /// Runs `a` and `b` alternately for about `secs`; each keeps its fastest unit. Returns
 /// `min(a) / min(b)`: how much faster `b` does the same work.
-fn interleaved(secs: f64, mut a: Side<'_>, mut b: Side<'_>) -> Result<f64> {
+pub(crate) fn interleaved(secs: f64, mut a: Side<'_>, mut b: Side<'_>) -> Result<f64> {
     let (mut ma, mut mb) = (Duration::MAX, Duration::MAX);
     let t = Instant::now();
     let mut rounds = 0;
