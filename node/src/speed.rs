@@ -92,11 +92,12 @@ impl CpuClock {
     }
 }
 
-/// Runs `op` repeatedly for about `secs` seconds of this thread's CPU time; returns
-/// operations per second: the best of nine timed runs, so a burst of interference from a
-/// neighbour on a shared host spoils one run, not the figure.
+/// Timed runs per figure (the best counts).
 const RUNS: usize = 9;
 
+/// Runs `op` repeatedly for about `secs` seconds of this thread's CPU time; returns
+/// operations per second: the best of [`RUNS`] timed runs, so a burst of interference from a
+/// neighbour on a shared host spoils one run, not the figure.
 fn rate(secs: f64, mut op: impl FnMut()) -> f64 {
     // Warm up and estimate.
     let t0 = Instant::now();
