@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use dktp::Backend;
-use dktp::batch::{self, Batch, DataSession, Outcome, Received, Scratch};
+use dktp::batch::{self, Batch, DataSession, JobId, Outcome, Received, Scratch, SessionId};
 use dktp::keccak::lanes::LaneBackend;
 use dktp::rcs::Rcs512Channel;
 use serde_json::{Map, Value, json};
@@ -100,6 +100,15 @@ impl Setup {
     }
 }
 
+/// What a server keeps from one turn to the next: the batch's buffers and the id lists, so
+/// that a steady loop (and this measurement) allocates nothing per flush.
+#[derive(Default)]
+struct Turn {
+    scratch: Scratch,
+    sessions: Vec<SessionId>,
+    jobs: Vec<JobId>,
+}
+
 /// Seals one flush (one packet per session); keeps the packets if asked.
 fn seal_flush(
     setup: &Setup,
@@ -107,11 +116,16 @@ fn seal_flush(
     payload: &[u8],
     size: usize,
     flush: usize,
-    scratch: Scratch,
+    turn: Turn,
     keep: Option<&mut Vec<Vec<u8>>>,
-) -> Result<Scratch> {
+) -> Result<Turn> {
+    let Turn {
+        scratch,
+        sessions: mut ids,
+        jobs,
+    } = turn;
     let mut b = setup.batch(scratch);
-    let mut ids = Vec::with_capacity(sessions.len());
+    ids.clear();
     for (i, s) in sessions.iter_mut().enumerate() {
         let id = b.add(s);
         b.seal(id, &payload[..packet_size(size, i, flush)]);
@@ -126,7 +140,11 @@ fn seal_flush(
     if let Some(keep) = keep {
         keep.extend(ids.iter().map(|&id| done.output(id).to_vec()));
     }
-    Ok(done.into_scratch())
+    Ok(Turn {
+        scratch: done.into_scratch(),
+        sessions: ids,
+        jobs,
+    })
 }
 
 /// Opens one flush of packets (one per session).
@@ -134,10 +152,15 @@ fn open_flush(
     setup: &Setup,
     sessions: &mut [DataSession],
     packets: &mut [Vec<u8>],
-    scratch: Scratch,
-) -> Result<Scratch> {
+    turn: Turn,
+) -> Result<Turn> {
+    let Turn {
+        scratch,
+        sessions: ids,
+        mut jobs,
+    } = turn;
     let mut b = setup.batch(scratch);
-    let mut jobs = Vec::with_capacity(sessions.len());
+    jobs.clear();
     for (s, p) in sessions.iter_mut().zip(packets.iter_mut()) {
         let id = b.add(s);
         jobs.push(b.open(id, p));
@@ -151,14 +174,18 @@ fn open_flush(
             other => bail!("open failed during speed test: {other:?}"),
         }
     }
-    Ok(done.into_scratch())
+    Ok(Turn {
+        scratch: done.into_scratch(),
+        sessions: ids,
+        jobs,
+    })
 }
 
 /// Aggregate seal MB/s on `ours`: the best of [`WINDOWS`] windows of `secs` each.
 fn seal_mbps(setup: &Setup, ours: &mut [DataSession], size: usize, secs: f64) -> Result<f64> {
     let n = ours.len();
     let payload = vec![0x5au8; 65536];
-    let mut scratch = seal_flush(setup, ours, &payload, size, 0, Scratch::default(), None)?;
+    let mut scratch = seal_flush(setup, ours, &payload, size, 0, Turn::default(), None)?;
     let mut best = 0f64;
     let mut flush = 1;
     for _ in 0..WINDOWS {
@@ -189,7 +216,7 @@ fn open_mbps(
     let per_flush = flush_bytes(size, n, 0).max(1);
     let per_window = ((secs * seal_rate * 1e6) as usize / per_flush)
         .clamp(1, (OPEN_BUDGET / WINDOWS / per_flush).max(1));
-    let mut scratch = Scratch::default();
+    let mut scratch = Turn::default();
     let mut flushes: Vec<Vec<Vec<u8>>> = Vec::with_capacity(WINDOWS * per_window + 1);
     for f in 0..=WINDOWS * per_window {
         let mut keep = Vec::with_capacity(n);
@@ -295,7 +322,7 @@ fn batch_vs_scalar(
     let (mut s_ours, mut s_peers) = fleet(backend, n)?;
     let (mut b_ours, mut b_peers) = fleet(backend, n)?;
     let mut out = Vec::with_capacity(size + 85);
-    let mut scratch = Some(Scratch::default());
+    let mut scratch = Some(Turn::default());
     let peer_packets = |peers: &mut [DataSession]| -> Result<Vec<Vec<u8>>> {
         peers
             .iter_mut()
@@ -363,8 +390,8 @@ fn threads_vs_one(
     let side = |setup: Setup| -> Result<Side<'static>> {
         let (mut ours, mut peers) = fleet(backend, n)?;
         let payload = vec![0x5au8; size];
-        let mut scratch = Some(Scratch::default());
-        let mut peer_scratch = Some(Scratch::default());
+        let mut scratch = Some(Turn::default());
+        let mut peer_scratch = Some(Turn::default());
         Ok(Box::new(move || {
             let sc = scratch.take().unwrap_or_default();
             if open {

@@ -201,11 +201,16 @@ struct Case {
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    (1usize..=300)
+    case_of(1usize..=300)
+}
+
+/// A case of `sessions` sessions (each with room for a dozen jobs at least).
+fn case_of(sessions: impl Strategy<Value = usize>) -> impl Strategy<Value = Case> {
+    sessions
         .prop_flat_map(|n| {
             (
                 Just(n),
-                prop::collection::vec((any::<usize>(), op()), 0..=(2 * n + 4).min(400)),
+                prop::collection::vec((any::<usize>(), op()), 0..=(2 * n + 12).min(400)),
                 any::<u64>(),
                 1_700_000_000u64..1_900_000_000,
                 prop_oneof![4 => Just(3u64), 1 => any::<u64>(), 1 => (u64::MAX - 3)..=u64::MAX],
@@ -541,6 +546,20 @@ proptest! {
 
     #[test]
     fn batch_equals_sequential(c in case()) {
+        for backend in Backend::available() {
+            run_case(&c, backend)?;
+        }
+    }
+
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, max_shrink_iters: 200, .. ProptestConfig::default() })]
+
+    /// A batch of one session takes its own path through `flush` (no lanes, no threads);
+    /// such cases are cheap, so many more of them run.
+    #[test]
+    fn single_session_batch_equals_sequential(c in case_of(Just(1usize))) {
         for backend in Backend::available() {
             run_case(&c, backend)?;
         }

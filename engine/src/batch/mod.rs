@@ -283,7 +283,8 @@ pub struct Batch<'a, S: BatchSession = DataSession> {
     lanes: LaneBackend,
     /// `None`: 8 with AVX-512, else 4.
     width: Option<usize>,
-    threads: usize,
+    /// `None`: [`available_threads`], asked only when a flush could use more than one.
+    threads: Option<usize>,
     scratch: Scratch,
 }
 
@@ -314,7 +315,7 @@ impl<'a, S: BatchSession> Batch<'a, S> {
             jobs: Vec::new(),
             lanes: selected_lanes(),
             width: None,
-            threads: default_threads(),
+            threads: None,
             scratch: Scratch::default(),
         }
     }
@@ -338,7 +339,7 @@ impl<'a, S: BatchSession> Batch<'a, S> {
     /// Uses at most `threads` threads (1 = the calling thread only). Without the `parallel`
     /// feature, or on wasm32, a flush always runs on the calling thread.
     pub fn with_threads(mut self, threads: usize) -> Self {
-        self.threads = threads.max(1);
+        self.threads = Some(threads.max(1));
         self
     }
 
@@ -407,9 +408,13 @@ impl<'a, S: BatchSession> Batch<'a, S> {
     }
 
     /// Runs every job: per session in submission order, sessions side by side in SIMD lanes
-    /// and, for large batches, across threads. `now` (Unix seconds) stamps the sealed headers
+    /// and, for large batches, across threads (a batch of one session goes straight through
+    /// the scalar calls: there is nothing to share lanes with). `now` (Unix seconds) stamps the sealed headers
     /// and checks the received ones.
     pub fn flush(self, now: u64) -> Flushed<'a, S> {
+        if self.sessions.len() == 1 {
+            return self.flush_single(now);
+        }
         let Batch {
             mut sessions,
             mut jobs,
@@ -541,7 +546,12 @@ impl<'a, S: BatchSession> Batch<'a, S> {
             }
             // Heaviest first: the tail where lanes run empty is then made of light streams.
             streams.sort_by_key(|s| core::cmp::Reverse(s.work));
-            run_streams(&mut streams, now, (lanes, width), threads);
+            run_streams(
+                &mut streams,
+                now,
+                (lanes, width),
+                threads.unwrap_or_else(default_threads),
+            );
             let streams: Vec<[usize; 4]> = recycle(streams);
             for task in tasks.drain(..) {
                 if let TaskKind::Seal { slot, .. } = task.kind
@@ -586,43 +596,137 @@ impl<'a, S: BatchSession> Batch<'a, S> {
             output.push((start, end));
         }
 
-        let mut packets: Vec<Option<&'a mut [u8]>> = recycle(spare_packets);
-        packets.extend(jobs.drain(..).map(|j| match j {
-            Job::Open { packet, .. } => Some(packet),
-            _ => None,
-        }));
-        Flushed {
-            sessions,
-            packets,
-            records,
-            seal_at,
-            output,
-            arena,
-            spare: Spare {
-                starts,
-                fill,
-                order,
-                jobs: recycle(jobs),
-                bufs,
-                tasks,
-                streams,
-                boxed,
-            },
-        }
+        let b = &mut *boxed;
+        b.arena = arena;
+        b.starts = starts;
+        b.fill = fill;
+        b.order = order;
+        b.seal_at = seal_at;
+        b.records = records;
+        b.output = output;
+        b.packets = spare_packets;
+        b.bufs = bufs;
+        b.tasks = tasks;
+        b.streams = streams;
+        finished(sessions, jobs, boxed)
     }
 }
 
-/// The bookkeeping a [`Flushed`] does not need, kept for the next turn.
-struct Spare {
-    /// The (emptied) box the buffers go back into.
-    boxed: Box<Buffers>,
-    starts: Vec<usize>,
-    fill: Vec<usize>,
-    order: Vec<usize>,
-    jobs: Vec<Job<'static>>,
-    bufs: Vec<Buf<'static>>,
-    tasks: Vec<Task<'static>>,
-    streams: Vec<[usize; 4]>,
+impl<'a, S: BatchSession> Batch<'a, S> {
+    /// [`flush`](Batch::flush) of a batch of one session: its jobs in submission order on
+    /// the calling thread through the scalar calls, without the grouping, lane and thread
+    /// bookkeeping (with one session there is nothing to share lanes with), so that a batch
+    /// of one costs what the scalar path costs. Same records, output layout and session
+    /// state as the general path (`proptests/tests/batch.rs` covers one-session batches).
+    fn flush_single(self, now: u64) -> Flushed<'a, S> {
+        let Batch {
+            mut sessions,
+            mut jobs,
+            scratch,
+            ..
+        } = self;
+        let mut boxed = scratch.0.unwrap_or_default();
+        // The buffers are used where they are, in the box.
+        let Buffers {
+            arena,
+            seal_at,
+            records,
+            output,
+            ..
+        } = &mut *boxed;
+
+        // Slots back to back in submission order, as in the general path.
+        seal_at.clear();
+        let mut total = 0usize;
+        seal_at.extend(jobs.iter().map(|job| match job {
+            Job::Seal { payload, .. } => {
+                let size = if check_len(payload.len()).is_ok() {
+                    sealed_len(payload.len())
+                } else {
+                    0
+                };
+                let at = total;
+                total += size;
+                Some((at, size))
+            }
+            _ => None,
+        }));
+        arena.resize(total, 0);
+
+        records.clear();
+        let (mut start, mut end, mut ended) = (None, 0usize, false);
+        let mut waiting = false;
+        let mut rest = &mut arena[..];
+        if let Some(session) = sessions.first_mut() {
+            let session = &mut **session;
+            for (job, at) in jobs.iter_mut().zip(seal_at.iter()) {
+                let kind = match (job, at) {
+                    (Job::Refused { error }, _) => {
+                        records.push(Record::Failed(error.clone()));
+                        continue;
+                    }
+                    (Job::Seal { payload, .. }, Some((at, size))) => {
+                        start.get_or_insert(*at);
+                        let size = (*size).min(rest.len());
+                        let (slot, tail) = core::mem::take(&mut rest).split_at_mut(size);
+                        rest = tail;
+                        TaskKind::Seal { payload, slot }
+                    }
+                    (Job::Open { packet, .. }, _) => TaskKind::Open { packet },
+                    (Job::Seal { .. }, None) => TaskKind::Settled,
+                };
+                let mut task = Task {
+                    job: records.len(),
+                    kind,
+                    record: Record::Pending,
+                };
+                if waiting {
+                    task.record = Record::Deferred;
+                } else {
+                    waiting = lanes::run_one(session, &mut task, now);
+                }
+                if let TaskKind::Seal { slot, .. } = task.kind {
+                    // The session's output: its packets up to the first seal that failed
+                    // with a slot (as in the general path).
+                    match task.record {
+                        Record::Sealed if !ended => end += slot.len(),
+                        Record::Sealed => {}
+                        _ => {
+                            ended |= !slot.is_empty();
+                            // Copied here but not sealed: wipe it.
+                            zeroize::Zeroize::zeroize(slot);
+                        }
+                    }
+                }
+                records.push(task.record);
+            }
+        }
+        let start = start.unwrap_or(0);
+        output.clear();
+        output.push((start, start + end));
+
+        finished(sessions, jobs, boxed)
+    }
+}
+
+/// The end of both paths of [`Batch::flush`]: the received packets kept by job (their
+/// plaintexts are read in place), the job vector emptied back into the box.
+fn finished<'a, S: BatchSession>(
+    sessions: Vec<&'a mut S>,
+    mut jobs: Vec<Job<'a>>,
+    mut buffers: Box<Buffers>,
+) -> Flushed<'a, S> {
+    let mut packets: Vec<Option<&'a mut [u8]>> = recycle(core::mem::take(&mut buffers.packets));
+    packets.extend(jobs.drain(..).map(|j| match j {
+        Job::Open { packet, .. } => Some(packet),
+        _ => None,
+    }));
+    buffers.jobs = recycle(jobs);
+    Flushed {
+        sessions,
+        packets,
+        buffers,
+    }
 }
 
 /// A message length [`Batch::seal`] accepts.
@@ -766,18 +870,16 @@ pub enum Outcome<'f> {
 pub struct Flushed<'a, S: BatchSession = DataSession> {
     sessions: Vec<&'a mut S>,
     packets: Vec<Option<&'a mut [u8]>>,
-    records: Vec<Record>,
-    seal_at: Vec<Option<(usize, usize)>>,
-    output: Vec<(usize, usize)>,
-    arena: Vec<u8>,
-    spare: Spare,
+    /// Records, slots, outputs and the arena of sealed packets, and the empty vectors the
+    /// next turn reuses.
+    buffers: Box<Buffers>,
 }
 
 impl<S: BatchSession> fmt::Debug for Flushed<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Flushed")
             .field("sessions", &self.sessions.len())
-            .field("jobs", &self.records.len())
+            .field("jobs", &self.buffers.records.len())
             .finish()
     }
 }
@@ -786,10 +888,11 @@ impl<S: BatchSession> Flushed<'_, S> {
     /// What `job` came to (an id from another batch reads as [`Outcome::Deferred`]).
     pub fn outcome(&self, job: JobId) -> Outcome<'_> {
         let packet = || self.packets.get(job.0).and_then(|p| p.as_deref());
-        match self.records.get(job.0) {
-            Some(Record::Sealed) => match self.seal_at.get(job.0) {
+        let b = &*self.buffers;
+        match b.records.get(job.0) {
+            Some(Record::Sealed) => match b.seal_at.get(job.0) {
                 Some(Some((at, size))) => {
-                    Outcome::Sealed(self.arena.get(*at..*at + size).unwrap_or_default())
+                    Outcome::Sealed(b.arena.get(*at..*at + size).unwrap_or_default())
                 }
                 _ => Outcome::Deferred,
             },
@@ -807,9 +910,10 @@ impl<S: BatchSession> Flushed<'_, S> {
     /// Every packet sealed for `session` in this flush, back to back in submission order:
     /// what to write to its socket.
     pub fn output(&self, session: SessionId) -> &[u8] {
-        self.output
+        let b = &*self.buffers;
+        b.output
             .get(session.0)
-            .and_then(|&(a, b)| self.arena.get(a..b))
+            .and_then(|&(start, end)| b.arena.get(start..end))
             .unwrap_or_default()
     }
 
@@ -820,7 +924,7 @@ impl<S: BatchSession> Flushed<'_, S> {
 
     /// Number of jobs.
     pub fn jobs(&self) -> usize {
-        self.records.len()
+        self.buffers.records.len()
     }
 
     /// Gives the buffers back for the next batch (ends the borrows).
@@ -828,29 +932,11 @@ impl<S: BatchSession> Flushed<'_, S> {
         let Flushed {
             sessions,
             packets,
-            records,
-            seal_at,
-            output,
-            arena,
-            spare,
+            mut buffers,
         } = self;
-        let mut boxed = spare.boxed;
-        *boxed = Buffers {
-            arena,
-            starts: spare.starts,
-            fill: spare.fill,
-            order: spare.order,
-            seal_at,
-            records,
-            output,
-            sessions: recycle(sessions),
-            jobs: spare.jobs,
-            packets: recycle(packets),
-            bufs: spare.bufs,
-            tasks: spare.tasks,
-            streams: spare.streams,
-        };
-        Scratch(Some(boxed))
+        buffers.sessions = recycle(sessions);
+        buffers.packets = recycle(packets);
+        Scratch(Some(buffers))
     }
 }
 

@@ -135,26 +135,37 @@ fn recycle_keeps_the_allocation() {
     assert!(tasks.capacity() >= 10);
 }
 
-/// Scratch reuse across turns: same outputs, and the buffers come back.
+/// Scratch reuse across turns, through both paths of `flush` (two sessions, then one): same
+/// outputs, and the buffers come back.
 #[test]
 fn scratch_carries_over() {
     let (mut a, mut b) = pair(Backend::Portable, 3);
+    let (mut c, mut d) = pair(Backend::Portable, 4);
     let mut scratch = Scratch::default();
-    for turn in 0..3u8 {
+    for turn in 0..4u8 {
         let mut batch = Batch::new().with_threads(1).with_scratch(scratch);
         let id = batch.add(&mut a);
+        let other = (turn < 2).then(|| batch.add(&mut c));
         // Shrinking messages: the reused buffer still holds the last turn's longer packet.
         let msg = vec![turn; 100 - 30 * usize::from(turn)];
         let job = batch.seal(id, &msg);
+        let other_job = other.map(|o| batch.seal(o, &msg));
         let done = batch.flush(NOW);
         let Outcome::Sealed(p) = done.outcome(job) else {
             panic!("seal failed")
         };
         let mut p = p.to_vec();
         assert_eq!(b.open(&mut p, NOW), Ok(Received::Data(&msg[..])));
+        if let Some(j) = other_job {
+            let Outcome::Sealed(p) = done.outcome(j) else {
+                panic!("seal failed")
+            };
+            let mut p = p.to_vec();
+            assert_eq!(d.open(&mut p, NOW), Ok(Received::Data(&msg[..])));
+        }
         scratch = done.into_scratch();
+        let buffers = scratch.0.as_ref().expect("buffers");
+        assert!(buffers.arena.capacity() >= 2 * sealed_len(100));
+        assert!(buffers.tasks.capacity() >= 2);
     }
-    let b = scratch.0.expect("buffers");
-    assert!(b.arena.capacity() >= sealed_len(100));
-    assert!(b.tasks.capacity() >= 1);
 }
