@@ -409,8 +409,8 @@ impl<'a, S: BatchSession> Batch<'a, S> {
 
     /// Runs every job: per session in submission order, sessions side by side in SIMD lanes
     /// and, for large batches, across threads (a batch of one session goes straight through
-    /// the scalar calls: there is nothing to share lanes with). `now` (Unix seconds) stamps the sealed headers
-    /// and checks the received ones.
+    /// the scalar calls: there is nothing to share lanes with). `now` (Unix seconds) stamps
+    /// the sealed headers and checks the received ones.
     pub fn flush(self, now: u64) -> Flushed<'a, S> {
         if self.sessions.len() == 1 {
             return self.flush_single(now);
@@ -610,9 +610,7 @@ impl<'a, S: BatchSession> Batch<'a, S> {
         b.streams = streams;
         finished(sessions, jobs, boxed)
     }
-}
 
-impl<'a, S: BatchSession> Batch<'a, S> {
     /// [`flush`](Batch::flush) of a batch of one session: its jobs in submission order on
     /// the calling thread through the scalar calls, without the grouping, lane and thread
     /// bookkeeping (with one session there is nothing to share lanes with), so that a batch
