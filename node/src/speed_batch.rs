@@ -185,14 +185,14 @@ fn open_flush(
 fn seal_mbps(setup: &Setup, ours: &mut [DataSession], size: usize, secs: f64) -> Result<f64> {
     let n = ours.len();
     let payload = vec![0x5au8; 65536];
-    let mut scratch = seal_flush(setup, ours, &payload, size, 0, Turn::default(), None)?;
+    let mut turn = seal_flush(setup, ours, &payload, size, 0, Turn::default(), None)?;
     let mut best = 0f64;
     let mut flush = 1;
     for _ in 0..WINDOWS {
         let (mut bytes, mut count) = (0usize, 0usize);
         let t = Instant::now();
         while count < 1 || t.elapsed() < Duration::from_secs_f64(secs) {
-            scratch = seal_flush(setup, ours, &payload, size, flush, scratch, None)?;
+            turn = seal_flush(setup, ours, &payload, size, flush, turn, None)?;
             bytes += flush_bytes(size, n, flush);
             flush += 1;
             count += 1;
@@ -216,23 +216,23 @@ fn open_mbps(
     let per_flush = flush_bytes(size, n, 0).max(1);
     let per_window = ((secs * seal_rate * 1e6) as usize / per_flush)
         .clamp(1, (OPEN_BUDGET / WINDOWS / per_flush).max(1));
-    let mut scratch = Turn::default();
+    let mut turn = Turn::default();
     let mut flushes: Vec<Vec<Vec<u8>>> = Vec::with_capacity(WINDOWS * per_window + 1);
     for f in 0..=WINDOWS * per_window {
         let mut keep = Vec::with_capacity(n);
-        scratch = seal_flush(setup, peers, &payload, size, f, scratch, Some(&mut keep))?;
+        turn = seal_flush(setup, peers, &payload, size, f, turn, Some(&mut keep))?;
         flushes.push(keep);
     }
     let mut it = flushes.iter_mut().enumerate();
     if let Some((_, first)) = it.next() {
-        scratch = open_flush(setup, ours, first, scratch)?; // warm-up
+        turn = open_flush(setup, ours, first, turn)?; // warm-up
     }
     let mut best = 0f64;
     for _ in 0..WINDOWS {
         let mut bytes = 0usize;
         let t = Instant::now();
         for (f, packets) in it.by_ref().take(per_window) {
-            scratch = open_flush(setup, ours, packets, scratch)?;
+            turn = open_flush(setup, ours, packets, turn)?;
             bytes += flush_bytes(size, n, f);
         }
         best = best.max(bytes as f64 / t.elapsed().as_secs_f64() / 1e6);
@@ -322,7 +322,7 @@ fn batch_vs_scalar(
     let (mut s_ours, mut s_peers) = fleet(backend, n)?;
     let (mut b_ours, mut b_peers) = fleet(backend, n)?;
     let mut out = Vec::with_capacity(size + 85);
-    let mut scratch = Some(Turn::default());
+    let mut turn = Some(Turn::default());
     let peer_packets = |peers: &mut [DataSession]| -> Result<Vec<Vec<u8>>> {
         peers
             .iter_mut()
@@ -352,15 +352,15 @@ fn batch_vs_scalar(
         }
     });
     let batched: Side<'_> = Box::new(|| {
-        let sc = scratch.take().unwrap_or_default();
+        let sc = turn.take().unwrap_or_default();
         if open {
             let mut packets = peer_packets(&mut b_peers)?;
             let t = Instant::now();
-            scratch = Some(open_flush(&setup, &mut b_ours, &mut packets, sc)?);
+            turn = Some(open_flush(&setup, &mut b_ours, &mut packets, sc)?);
             Ok(t.elapsed())
         } else {
             let t = Instant::now();
-            scratch = Some(seal_flush(
+            turn = Some(seal_flush(
                 &setup,
                 &mut b_ours,
                 &payload,
@@ -390,14 +390,14 @@ fn threads_vs_one(
     let side = |setup: Setup| -> Result<Side<'static>> {
         let (mut ours, mut peers) = fleet(backend, n)?;
         let payload = vec![0x5au8; size];
-        let mut scratch = Some(Turn::default());
-        let mut peer_scratch = Some(Turn::default());
+        let mut turn = Some(Turn::default());
+        let mut peer_turn = Some(Turn::default());
         Ok(Box::new(move || {
-            let sc = scratch.take().unwrap_or_default();
+            let sc = turn.take().unwrap_or_default();
             if open {
                 let mut keep = Vec::with_capacity(n);
-                let ps = peer_scratch.take().unwrap_or_default();
-                peer_scratch = Some(seal_flush(
+                let ps = peer_turn.take().unwrap_or_default();
+                peer_turn = Some(seal_flush(
                     &setup,
                     &mut peers,
                     &payload,
@@ -407,11 +407,11 @@ fn threads_vs_one(
                     Some(&mut keep),
                 )?);
                 let t = Instant::now();
-                scratch = Some(open_flush(&setup, &mut ours, &mut keep, sc)?);
+                turn = Some(open_flush(&setup, &mut ours, &mut keep, sc)?);
                 Ok(t.elapsed())
             } else {
                 let t = Instant::now();
-                scratch = Some(seal_flush(&setup, &mut ours, &payload, size, 0, sc, None)?);
+                turn = Some(seal_flush(&setup, &mut ours, &payload, size, 0, sc, None)?);
                 Ok(t.elapsed())
             }
         }))

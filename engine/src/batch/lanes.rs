@@ -764,13 +764,13 @@ fn tail_bytes(counter: u64) -> [u8; TAIL_LEN] {
     32u64.wrapping_add(counter).wrapping_add(8).to_le_bytes()
 }
 
-/// Runs a job through the scalar calls.
 /// Runs one job through the scalar calls, for a flush of a single session (no lanes to
 /// share); `true` if it was a control packet, so the session's later jobs wait.
 pub(super) fn run_one<S: BatchSession>(session: &mut S, task: &mut Task<'_>, now: u64) -> bool {
     matches!(whole(session, task, now), Prep::Stop)
 }
 
+/// Runs a job through the scalar calls.
 fn whole<S: BatchSession>(session: &mut S, task: &mut Task<'_>, now: u64) -> Prep {
     match &mut task.kind {
         TaskKind::Settled => Prep::Done,
