@@ -481,11 +481,7 @@ impl<'a, S: BatchSession> Batch<'a, S> {
         let mut total = 0usize;
         for &j in &order {
             if let (Some(Job::Seal { payload, .. }), Some(at)) = (jobs.get(j), seal_at.get_mut(j)) {
-                let size = if check_len(payload.len()).is_ok() {
-                    sealed_len(payload.len())
-                } else {
-                    0
-                };
+                let size = slot_len(payload.len());
                 *at = Some((total, size));
                 total += size;
             }
@@ -638,11 +634,7 @@ impl<'a, S: BatchSession> Batch<'a, S> {
         let mut total = 0usize;
         seal_at.extend(jobs.iter().map(|job| match job {
             Job::Seal { payload, .. } => {
-                let size = if check_len(payload.len()).is_ok() {
-                    sealed_len(payload.len())
-                } else {
-                    0
-                };
+                let size = slot_len(payload.len());
                 let at = total;
                 total += size;
                 Some((at, size))
@@ -687,8 +679,11 @@ impl<'a, S: BatchSession> Batch<'a, S> {
                     // The session's output: its packets up to the first seal that failed
                     // with a slot (as in the general path).
                     match task.record {
-                        Record::Sealed if !ended => end += slot.len(),
-                        Record::Sealed => {}
+                        Record::Sealed => {
+                            if !ended {
+                                end += slot.len();
+                            }
+                        }
                         _ => {
                             ended |= !slot.is_empty();
                             // Copied here but not sealed: wipe it.
@@ -724,6 +719,16 @@ fn finished<'a, S: BatchSession>(
         sessions,
         packets,
         buffers,
+    }
+}
+
+/// The arena slot of a seal job: the whole packet, or nothing for a message DKTP cannot
+/// carry (its job fails in order, after the session's own checks).
+fn slot_len(len: usize) -> usize {
+    if check_len(len).is_ok() {
+        sealed_len(len)
+    } else {
+        0
     }
 }
 
