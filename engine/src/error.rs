@@ -218,6 +218,12 @@ pub enum Error {
     /// This side refuses more handshakes for now (its replay memory is full of live
     /// entries); the peer may retry later.
     Overloaded,
+    /// A deadline passed: the handshake did not complete in time, or the session saw no
+    /// traffic for its idle timeout.
+    TimedOut {
+        /// Whether it was the handshake's deadline (else the idle timeout).
+        handshake: bool,
+    },
 }
 
 impl Error {
@@ -231,6 +237,8 @@ impl Error {
             Self::Crypto(e) => e.wire_code(),
             Self::PeerReported { code } => ErrorCode::from_u8(*code).unwrap_or(ErrorCode::General),
             Self::Overloaded => ErrorCode::HostsExceeded,
+            Self::TimedOut { handshake: true } => ErrorCode::Connection,
+            Self::TimedOut { handshake: false } => ErrorCode::DisconnectRequest,
         }
     }
 
@@ -266,6 +274,13 @@ impl fmt::Display for Error {
                 "too many handshakes within the replay window; retry in a minute or raise the \
                  replay gate's capacity",
             ),
+            Self::TimedOut { handshake: true } => f.write_str(
+                "the handshake did not complete before its deadline (the peer stalled or is too \
+                 slow for the configured timeout); connect again",
+            ),
+            Self::TimedOut { handshake: false } => {
+                f.write_str("the session was idle for its idle timeout and was closed")
+            }
         }
     }
 }
@@ -621,6 +636,16 @@ pub enum CryptoFailure {
     TranscriptMismatch,
     /// The peer's ephemeral KEM key was refused by encapsulation.
     Encapsulation,
+    /// The peer sent an all-zero Classic McEliece public key (connect response, exchange
+    /// request or ratchet request): what the reference's key generation sometimes returns
+    /// when it fails (FACTS §11.5). Refused before encapsulating; the pre-shared secrets
+    /// have not moved, so connecting again is the remedy.
+    ///
+    /// Wire code 0x06 (decapsulation), not the 0x09 of [`Self::Encapsulation`]: the fault
+    /// is the peer's broken KEM key pair, and 0x06 is what the reference itself answers
+    /// for this defect's symptom (it fails to decapsulate the ciphertext sent to that
+    /// key), so a reference peer reports and logs the same code either way.
+    ZeroPublicKey,
     /// This build cannot run the configuration's algorithm.
     Unsupported,
     /// A local primitive failed (signing, key generation or cipher keying).
@@ -639,6 +664,7 @@ impl CryptoFailure {
             Self::Decryption => ErrorCode::Decryption,
             Self::TranscriptMismatch => ErrorCode::Establish,
             Self::Encapsulation => ErrorCode::Exchange,
+            Self::ZeroPublicKey => ErrorCode::Decapsulation,
             Self::Unsupported => ErrorCode::UnknownProtocol,
             Self::Primitive => ErrorCode::General,
         }
@@ -667,6 +693,10 @@ impl fmt::Display for CryptoFailure {
                 "the establish packet does not carry the transcript hash; the handshake was altered"
             }
             Self::Encapsulation => "the peer's ephemeral KEM key is malformed; the peer is faulty",
+            Self::ZeroPublicKey => {
+                "the peer sent an all-zero McEliece public key, a known defect of the \
+                 reference's key generation; connect again"
+            }
             Self::Unsupported => {
                 "this build cannot run the configuration's algorithms; use another configuration"
             }

@@ -20,11 +20,13 @@
 //! | [`pool`] | background pre-generation of ephemeral KEM key pairs (feature `pool`) |
 //! | [`key_schedule`] | handshake channel keys and pss updates (cSHAKE512), asymmetric-ratchet re-key |
 //! | [`transcript`] | the handshake's signed message hashes `hm1..hm4` and session hash `sch1..sch5` |
+//! | [`generation`] | generations of the pre-shared secrets: the confirmed one and at most one pending, so a lost message never desyncs a pair |
 //! | [`kex`] | the handshake: one state type per awaited message, client and server, the replay gate |
-//! | [`session`] | an established session: data packets, close, the outputs queue |
+//! | [`session`] | an established session: its data phase ([`session::DataSession`], which the batch engine seals and opens directly), the close, the outputs queue |
 //! | [`ratchet`] | the asymmetric ratchet's messages and re-key, the crossing-request rule |
-//! | [`connection`] | `Connection` (handshake then session behind one sans-IO API) and the callback adapter mapping the integration guide's functions |
-//! | [`batch`] | data packets of many sessions sealed/opened at once: KMACs in x4/x8 Keccak lanes, rayon across cores ([`batch::DataSession`] = one session's data phase) |
+//! | [`connection`] | `Connection` (a byte stream: handshake then session, timers, events), the callback adapter mapping the integration guide's functions |
+//! | [`listener`] | a concentrator's acceptor: many peers by key id, one replay gate, cheap checks before any signing |
+//! | [`batch`] | data packets of many sessions sealed/opened at once: KMACs in x4/x8 Keccak lanes, rayon across cores, on each session's [`session::DataSession`] |
 //!
 //! Secrets zeroize on drop and never print; secret-dependent work is constant time.
 #![deny(unsafe_code)]
@@ -35,9 +37,11 @@ pub mod batch;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod generation;
 pub mod keccak;
 pub mod kex;
 pub mod key_schedule;
+pub mod listener;
 pub mod packet;
 pub mod peer_key;
 pub mod pool;

@@ -844,7 +844,7 @@ mod kex_sessions {
         for ((_, server), (packets, reply)) in
             batch_side.iter_mut().zip(buffers.iter_mut().zip(&replies))
         {
-            let id = batch.add(server);
+            let id = batch.add(server.data_mut());
             let mut js: Vec<_> = packets.iter_mut().map(|p| batch.open(id, p)).collect();
             js.push(batch.seal(id, reply));
             jobs.push(js);

@@ -25,6 +25,7 @@ use dktp::keccak::Shake256;
 use dktp::kex::{
     EphemeralKeys, PeerKeys, ReplayGate, Settings, SinglePeer, client, error_reply, server,
 };
+use dktp::listener::Listener;
 use dktp::packet::{HEADER_LEN, Header};
 use dktp::peer_key;
 use dktp::pq::{Entropy, PqError};
@@ -384,13 +385,14 @@ proptest! {
         )
         .unwrap()
         .on_event(move |e: &Event| {
-            if matches!(e, Event::PssUpdated(_)) {
+            if matches!(e, Event::Secrets(_)) {
                 *st.borrow_mut() += 1;
             }
         });
         let mut server = Tunnel::listen(
             sk,
             settings(),
+            NOW,
             move |p: &[u8]| tc.borrow_mut().extend_from_slice(p),
             move |m: &[u8]| gs.borrow_mut().push(m.to_vec()),
         );
@@ -464,7 +466,7 @@ fn deliver(from: &mut Connection, to: &mut Connection, rng: &mut Rng) -> usize {
     let mut n = 0;
     while let Some(o) = from.poll_output() {
         if let Output::Transmit(p) = o {
-            to.handle_packet(&p, NOW, rng).unwrap();
+            to.handle_bytes(&p, NOW, rng).unwrap();
             n += 1;
         }
     }
@@ -474,18 +476,9 @@ fn deliver(from: &mut Connection, to: &mut Connection, rng: &mut Rng) -> usize {
 fn connect(ck: PeerKeys, sk: PeerKeys, seed: &str) -> (Connection, Connection, Rng, Rng) {
     let (mut crng, mut srng) = (Rng::new(&format!("c{seed}")), Rng::new(&format!("s{seed}")));
     let mut c = Connection::connect(ck, settings(), NOW, &mut crng).unwrap();
-    let mut s = Connection::listen(settings());
-    let Some(Output::Transmit(first)) = c.poll_output() else {
-        panic!("no connect request")
-    };
-    s.handle_connect_request(
-        &first,
-        NOW,
-        &mut srng,
-        &mut SinglePeer(sk),
-        &mut ReplayGate::default(),
-    )
-    .unwrap();
+    let listener = Listener::new(settings());
+    listener.add(sk);
+    let mut s = listener.accept(NOW);
     while deliver(&mut s, &mut c, &mut crng) + deliver(&mut c, &mut s, &mut srng) > 0 {}
     assert!(c.is_established() && s.is_established());
     (c, s, crng, srng)
@@ -541,19 +534,11 @@ fn full_session(config: Config) {
     let (_, stale_server) = pair(config);
     let mut crng3 = Rng::new("c3");
     let mut c3 = Connection::connect(ck2, settings(), NOW, &mut crng3).unwrap();
-    let mut s3 = Connection::listen(settings());
+    let listener3 = Listener::new(settings());
+    listener3.add(stale_server);
+    let mut s3 = listener3.accept(NOW);
     let mut srng3 = Rng::new("s3");
-    let Some(Output::Transmit(first)) = c3.poll_output() else {
-        panic!()
-    };
-    s3.handle_connect_request(
-        &first,
-        NOW,
-        &mut srng3,
-        &mut SinglePeer(stale_server),
-        &mut ReplayGate::default(),
-    )
-    .unwrap();
+    deliver(&mut c3, &mut s3, &mut srng3);
     deliver(&mut s3, &mut c3, &mut crng3);
     deliver(&mut c3, &mut s3, &mut srng3);
     deliver(&mut s3, &mut c3, &mut crng3);
@@ -562,14 +547,14 @@ fn full_session(config: Config) {
     else {
         panic!()
     };
-    let e = s3.handle_packet(&establish, NOW, &mut srng3).unwrap_err();
+    let e = s3.handle_bytes(&establish, NOW, &mut srng3).unwrap_err();
     assert_eq!(e.wire_code(), ErrorCode::Decryption);
     // The refusal is queued for the client, which reports it.
     let Some(Output::Transmit(reply)) = s3.poll_output() else {
         panic!()
     };
     assert_eq!(
-        c3.handle_packet(&reply, NOW, &mut crng3),
+        c3.handle_bytes(&reply, NOW, &mut crng3),
         Err(Error::PeerReported { code: 0x07 })
     );
 }
@@ -625,4 +610,112 @@ fn opened_messages_are_ranges_of_the_packet() {
         Ok(Opened::Message(HEADER_LEN..HEADER_LEN + 5))
     );
     assert_eq!(&p[HEADER_LEN..HEADER_LEN + 5], b"range");
+}
+
+// ---------------------------------------------------------------------------------------
+// Any chunking of a recorded byte stream gives what whole packets give
+
+/// What a connection handed out, comparable: packets as bytes, events as their debug form
+/// (secrets print redacted) with message contents.
+fn outputs(c: &mut Connection) -> Vec<Vec<u8>> {
+    std::iter::from_fn(|| c.poll_output())
+        .map(|o| match o {
+            Output::Transmit(p) => p,
+            Output::Event(Event::Message(m)) => [b"message:".as_slice(), &m].concat(),
+            Output::Event(e) => format!("{e:?}").into_bytes(),
+        })
+        .collect()
+}
+
+/// A recorded session: the client's byte stream to the server, packet by packet, and what
+/// a server fed those whole packets handed out. The server's random source is fixed, so a
+/// fresh server answers the same stream the same way.
+struct Recording {
+    stream: Vec<Vec<u8>>,
+    server_out: Vec<Vec<u8>>,
+    server_keys: PeerKeys,
+}
+
+fn recording() -> &'static Recording {
+    static R: std::sync::OnceLock<Recording> = std::sync::OnceLock::new();
+    R.get_or_init(|| {
+        let (ck, sk) = pair(Config::DEFAULT);
+        let mut crng = Rng::new("rec c");
+        let mut client = Connection::connect(ck, settings(), NOW, &mut crng).unwrap();
+        let (mut server, mut srng) = record_server(&sk);
+        let mut stream = Vec::new();
+        let mut server_out = Vec::new();
+        let mut step = 0;
+        loop {
+            let mut to_server = Vec::new();
+            while let Some(o) = client.poll_output() {
+                if let Output::Transmit(p) = o {
+                    to_server.push(p);
+                }
+            }
+            if to_server.is_empty() {
+                // Quiet: data, a ratchet, more data, then the close.
+                step += 1;
+                match step {
+                    1 => client.send(b"one", NOW).unwrap(),
+                    2 => client.start_ratchet(NOW, &mut crng).unwrap(),
+                    3 => client.send(&[7u8; 3000], NOW).unwrap(),
+                    4 => client.close(NOW).unwrap(),
+                    _ => break,
+                }
+                continue;
+            }
+            for p in to_server {
+                server.handle_bytes(&p, NOW, &mut srng).unwrap();
+                stream.push(p);
+                while let Some(o) = server.poll_output() {
+                    server_out.push(match o {
+                        Output::Transmit(p) => {
+                            client.handle_bytes(&p, NOW, &mut crng).unwrap();
+                            p
+                        }
+                        Output::Event(Event::Message(m)) => [b"message:".as_slice(), &m].concat(),
+                        Output::Event(e) => format!("{e:?}").into_bytes(),
+                    });
+                }
+            }
+        }
+        // Handshake (3), data, ratchet request, data, close.
+        assert_eq!(stream.len(), 7);
+        Recording {
+            stream,
+            server_out,
+            server_keys: sk,
+        }
+    })
+}
+
+fn record_server(sk: &PeerKeys) -> (Connection, Rng) {
+    let listener = Listener::new(settings());
+    listener.add(sk.clone());
+    (listener.accept(NOW), Rng::new("rec s"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_chunking_of_a_recorded_stream_gives_the_same_outputs(
+        cuts in proptest::collection::vec(1usize..5000, 1..40),
+    ) {
+        let r = recording();
+        let bytes: Vec<u8> = r.stream.concat();
+        let (mut server, mut srng) = record_server(&r.server_keys);
+        let mut got = Vec::new();
+        let mut at = 0;
+        let mut k = 0;
+        while at < bytes.len() {
+            let n = cuts[k % cuts.len()].min(bytes.len() - at);
+            server.handle_bytes(&bytes[at..at + n], NOW, &mut srng).unwrap();
+            got.extend(outputs(&mut server));
+            at += n;
+            k += 1;
+        }
+        prop_assert_eq!(got, r.server_out.clone());
+    }
 }

@@ -13,7 +13,7 @@
 //! stream, the client's 4-byte draw before the key exchange, the handshake with every
 //! packet and transcript hash, every session packet sealed by its sender and opened by its
 //! receiver, both ratchets, the close, and the peer keys after the session (both as the
-//! sessions hold them and as the `PssUpdated` events rebuild them). Channel keys are proven
+//! sessions hold them and as the `Secrets` events rebuild them). Channel keys are proven
 //! by the encrypted packets; they are also recomputed from the recorded KEM secrets. Finally
 //! each role must have drawn exactly the recorded number of random bytes.
 
@@ -138,7 +138,7 @@ struct Roles {
     server: Session,
     client_rng: Stream,
     server_rng: Stream,
-    /// Initial keys with every `PssUpdated` applied, per role.
+    /// Initial keys with every `Secrets` record applied, per role.
     client_events: PeerKeys,
     server_events: PeerKeys,
 }
@@ -377,7 +377,7 @@ impl Replay<'_> {
             ("server_pss_after_kex", c3.pss.remote.as_bytes()),
         ] {
             let ok = hex_member(psk, word).is_some_and(|e| e == ours);
-            self.check(|| format!("{word} (PssUpdated event)"), ok);
+            self.check(|| format!("{word} (Secrets event)"), ok);
         }
         for (word, ours) in [
             ("client_pss_before", &client_before),
@@ -528,8 +528,8 @@ impl Replay<'_> {
             while let Some(o) = receiver.poll_output() {
                 match o {
                     Output::Transmit(packet) => queued = Some(packet),
-                    Output::Event(Event::PssUpdated(u)) => receiver_events.apply(&u),
-                    Output::Event(Event::Closed { code }) => {
+                    Output::Event(Event::Secrets(u)) => u.record.latest().apply_to(receiver_events),
+                    Output::Event(Event::Closed { code, .. }) => {
                         let ok = hex_field(p, "plaintext_hex").is_some_and(|e| e == [code]);
                         self.check(|| format!("close code 0x{code:02x}"), ok);
                     }

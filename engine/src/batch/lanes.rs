@@ -29,12 +29,12 @@
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
-use super::session::{BatchSession, check_open, open_checked, seal_prepared, sealed_len};
 use crate::error::{CryptoFailure, Error, Misuse};
 use crate::keccak::lanes::{self, LaneBackend};
 use crate::keccak::{LANES, f1600};
 use crate::packet::{HEADER_LEN, TAG_LEN};
 use crate::rcs::{NONCE_LEN, Rcs512Channel};
+use crate::session::data::{BatchSession, check_open, open_checked, seal_prepared, sealed_len};
 
 /// The AD trailer `le32(len(ad))` the RCS MAC absorbs after the 21-byte header.
 const AD_LEN_BYTES: [u8; 4] = (HEADER_LEN as u32).to_le_bytes();

@@ -36,12 +36,11 @@
 //!
 //! # Sessions
 //!
-//! The batch works on anything that implements [`BatchSession`]: the data-phase checks
-//! (`prepare_seal`, `check_data_header`) and the two RCS-512 channels. The session layer's
-//! [`Session`](crate::session::Session) implements it through its batch hooks, so a server
-//! batches the sessions it already holds (and gives the control packets to their
-//! `open_in_place`); [`DataSession`] is the bare data phase (two channels, two sequence
-//! numbers) for callers without one. Nothing is registered anywhere: sessions and packet
+//! The batch works on [`DataSession`], the one data phase of the engine: a
+//! [`Session`](crate::session::Session) (and so a [`Connection`](crate::connection::Connection))
+//! lends its own with [`Session::data_mut`](crate::session::Session::data_mut), so a server
+//! batches the sessions it already holds and gives the control packets to their
+//! `open_in_place`. Nothing is registered anywhere: sessions and packet
 //! buffers are borrowed for the turn, and the buffers are reusable ([`Scratch`]).
 //!
 //! # Example: one server turn over in-memory connections
@@ -160,7 +159,6 @@
 //! ```
 
 mod lanes;
-mod session;
 
 use core::fmt;
 
@@ -169,7 +167,9 @@ use crate::keccak::lanes::LaneBackend;
 use crate::packet::HEADER_LEN;
 use lanes::{Lanes, Record, Stream, Task, TaskKind};
 
-pub use session::{BatchSession, DataSession, MAX_PAYLOAD, Received, Status, sealed_len};
+pub use crate::session::data::{
+    BatchSession, DataSession, MAX_PAYLOAD, Received, Status, sealed_len,
+};
 
 /// Work (Keccak permutations) below which a flush stays on one thread: waking the pool costs
 /// about what this many permutations do.

@@ -2,6 +2,7 @@
 //! one type per awaited server message.
 
 use crate::error::{CryptoFailure, Error, PeerIncompatible};
+use crate::generation::{Generation, Generations};
 use crate::kex::{
     self, Commit, Fields, Flight, PeerKeys, Settings, assemble, channel, check_hash, header,
     receive, sign, verify,
@@ -23,6 +24,21 @@ pub fn start(
     now: u64,
     rng: &mut dyn Entropy,
 ) -> Result<Flight<AwaitConnectResponse>, Error> {
+    let secrets = Generations::of_keys(&keys);
+    start_with(keys, secrets, settings, now, rng)
+}
+
+/// [`start`] for a peer record with generations ([`crate::generation`]): the attempt uses
+/// the record's first candidate, the pending generation if there is one.
+pub fn start_with(
+    mut keys: PeerKeys,
+    secrets: Generations,
+    settings: Settings,
+    now: u64,
+    rng: &mut dyn Entropy,
+) -> Result<Flight<AwaitConnectResponse>, Error> {
+    let base = secrets.latest().clone();
+    base.apply_to(&mut keys);
     keys.check_link()?;
     if keys.remote.is_expired(now) {
         return Err(PeerIncompatible::KeyExpired.into());
@@ -38,6 +54,7 @@ pub fn start(
     Ok(Flight {
         next: AwaitConnectResponse {
             keys,
+            attempt: Attempt { secrets, base },
             settings,
             transcript: Transcript::start(&hm1),
         },
@@ -49,11 +66,17 @@ pub fn start(
 #[derive(Debug, Clone)]
 pub struct AwaitConnectResponse {
     keys: PeerKeys,
+    attempt: Attempt,
     settings: Settings,
     transcript: Transcript,
 }
 
 impl AwaitConnectResponse {
+    /// The keys in use.
+    pub fn keys(&self) -> &PeerKeys {
+        &self.keys
+    }
+
     /// The session hash so far (`sch1`).
     pub fn transcript(&self) -> &Hash {
         self.transcript.hash()
@@ -112,6 +135,7 @@ impl AwaitConnectResponse {
         Ok(Flight {
             next: AwaitExchangeResponse {
                 keys: self.keys,
+                attempt: self.attempt,
                 settings: self.settings,
                 transcript: self.transcript,
                 secl,
@@ -126,6 +150,7 @@ impl AwaitConnectResponse {
 #[derive(Debug, Clone)]
 pub struct AwaitExchangeResponse {
     keys: PeerKeys,
+    attempt: Attempt,
     settings: Settings,
     transcript: Transcript,
     /// The secret the client encapsulated to the server's key.
@@ -135,6 +160,11 @@ pub struct AwaitExchangeResponse {
 }
 
 impl AwaitExchangeResponse {
+    /// The keys in use.
+    pub fn keys(&self) -> &PeerKeys {
+        &self.keys
+    }
+
     /// The session hash so far (`sch3`).
     pub fn transcript(&self) -> &Hash {
         self.transcript.hash()
@@ -189,6 +219,29 @@ impl AwaitExchangeResponse {
         );
         let mut tx = channel(&derived.tx)?;
         let rx_channel = channel(&derived.rx)?;
+        // A sibling: the record's other candidate with the same peer secret (this side's
+        // own ratchet re-keyed only our secret). It gives the same establish request, so the
+        // peer may answer for either; the establish response tells which.
+        let base = &self.attempt.base;
+        let mut sibling = None;
+        for other in self.attempt.secrets.candidates() {
+            if other.number() != base.number() && other.remote() == base.remote() {
+                let d = key_schedule::client_keys(
+                    self.secl.expose(),
+                    secr.expose(),
+                    other.local(),
+                    other.remote(),
+                );
+                sibling = Some((
+                    Generation::new(
+                        other.number().saturating_add(1),
+                        *d.pssl.as_bytes(),
+                        *d.pssr.as_bytes(),
+                    ),
+                    channel(&d.rx)?,
+                ));
+            }
+        }
         self.keys.local.set_pss(derived.pssl.as_bytes());
         self.keys.remote.set_pss(derived.pssr.as_bytes());
 
@@ -203,15 +256,22 @@ impl AwaitExchangeResponse {
         self.transcript
             .absorb(packet.get(HEADER_LEN..).unwrap_or_default());
         let pss = self.keys.pss_update();
+        let next = Generation::from_keys(self.attempt.base.number().saturating_add(1), &self.keys);
+        let record =
+            Generations::with_pending(self.attempt.secrets.confirmed.clone(), next.clone());
         Ok(Commit {
             next: AwaitEstablishResponse {
                 keys: self.keys,
+                record: record.clone(),
+                next,
+                sibling,
                 settings: self.settings,
                 transcript: self.transcript,
                 tx,
                 rx: rx_channel,
             },
             pss,
+            record,
             packet,
         })
     }
@@ -221,6 +281,12 @@ impl AwaitExchangeResponse {
 #[derive(Debug)]
 pub struct AwaitEstablishResponse {
     keys: PeerKeys,
+    /// The record as stored before the establish request was sent.
+    record: Generations,
+    /// The advanced secrets (pending in `record`).
+    next: Generation,
+    /// What the sibling candidate would have given, if the record has one.
+    sibling: Option<(Generation, Rcs512Channel)>,
     settings: Settings,
     transcript: Transcript,
     tx: Rcs512Channel,
@@ -260,20 +326,43 @@ impl AwaitEstablishResponse {
             now,
             self.settings.flag_check(),
         )?;
-        open_establish(
-            &mut self.rx,
-            &rx.header,
-            rx.message.rest(),
-            self.transcript.hash(),
-        )?;
-        Ok(Session::new(
-            Role::Client,
-            self.keys,
-            self.settings,
-            self.tx,
-            self.rx,
-        ))
+        let payload = rx.message.rest();
+        let mut opened = open_establish(&mut self.rx, &rx.header, payload, self.transcript.hash());
+        let (mut next, mut rx_channel) = (self.next, self.rx);
+        if matches!(opened, Err(Error::Crypto(CryptoFailure::Decryption)))
+            && let Some((sibling, mut sibling_rx)) = self.sibling
+        {
+            // The peer answered for the sibling generation: that one it holds.
+            opened = open_establish(&mut sibling_rx, &rx.header, payload, self.transcript.hash());
+            if opened.is_ok() {
+                sibling.apply_to(&mut self.keys);
+                (next, rx_channel) = (sibling, sibling_rx);
+            }
+        }
+        opened?;
+        let mut session = Session::new(Role::Client, self.keys, self.settings, self.tx, rx_channel);
+        let number = next.number();
+        session.set_generations(Generations::new(next), number, false);
+        Ok(session)
     }
+
+    /// The record to store when the peer refused the establish request (its error packet
+    /// 0x07 or 0x08 instead of the response): the pending generation discarded.
+    pub fn refused_record(&self) -> Generations {
+        Generations::new(self.record.confirmed.clone())
+    }
+
+    /// The record as stored before the establish request was sent.
+    pub fn record(&self) -> &Generations {
+        &self.record
+    }
+}
+
+/// The record a client attempt started from and the generation it tried.
+#[derive(Debug, Clone)]
+struct Attempt {
+    secrets: Generations,
+    base: Generation,
 }
 
 /// Opens an establish packet's payload and compares it with the expected session hash.

@@ -6,8 +6,8 @@
 //!  client::AwaitConnectResponse ◀── 0x02 connect response (seq 0) ──┘
 //!        └── 0x05 exchange request (seq 1) ─────────────▶ server::AwaitExchangeRequest
 //!  client::AwaitExchangeResponse ◀── 0x06 exchange response (seq 1) ─┘  (server derives keys)
-//!        └── [PssUpdated] 0x07 establish request (seq 2) ▶ server::AwaitEstablishRequest
-//!  client::AwaitEstablishResponse ◀── [PssUpdated] 0x08 establish response (seq 2)
+//!        └── [pending] 0x07 establish request (seq 2) ▶── server::AwaitEstablishRequest
+//!  client::AwaitEstablishResponse ◀── [pending] 0x08 establish response (seq 2)
 //!        └── Session                                       Session ──┘
 //! ```
 //!
@@ -15,7 +15,7 @@
 //! the input is one whole received packet, the current time (Unix seconds, UTC) and a
 //! random source; the output is the next state and the packet to send ([`Flight`]), or a
 //! [`Commit`] when the pre-shared secrets advanced: the caller must persist
-//! [`Commit::pss`] *before* sending [`Commit::packet`], because that packet lets the peer
+//! [`Commit::record`] *before* sending [`Commit::packet`], because that packet lets the peer
 //! complete the handshake and advance its copies. The last step yields a
 //! [`Session`](crate::session::Session) by value.
 //!
@@ -40,6 +40,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::error::{CryptoFailure, Error, Malformed, Misuse};
+use crate::generation::Generations;
 use crate::key_schedule::{ChannelKey, Pss, RATCHET_DOMAIN};
 use crate::packet::{self, Flag, FlagCheck, HEADER_LEN, HandshakeExpect, Header, PLAIN_ERROR_LEN};
 use crate::peer_key::{KEYID_SIZE, LocalPeerKey, RemotePeerKey};
@@ -68,7 +69,19 @@ pub struct Settings {
     flag_check: FlagCheck,
     ephemeral: EphemeralKeys,
     pool: Option<Arc<KeyPool>>,
+    handshake_timeout: Option<u64>,
+    idle_timeout: Option<u64>,
 }
+
+/// The handshake deadline for configurations of ML-KEM with ML-DSA, in seconds.
+pub const HANDSHAKE_TIMEOUT_FAST: u64 = 30;
+/// The handshake deadline for configurations with SPHINCS+ (seconds per signature at the
+/// 256-bit level) or Classic McEliece (key generation up to a second, messages up to
+/// 1.4 MB), in seconds.
+pub const HANDSHAKE_TIMEOUT_SLOW: u64 = 120;
+/// The default idle timeout, in seconds: 12 hours, as stunnel's `TIMEOUTidle`. DKTP has no
+/// keep-alive, so a quiet but healthy link (a SCADA poll every few minutes) must not trip it.
+pub const IDLE_TIMEOUT: u64 = 43_200;
 
 impl Default for Settings {
     fn default() -> Settings {
@@ -77,6 +90,8 @@ impl Default for Settings {
             flag_check: FlagCheck::Strict,
             ephemeral: EphemeralKeys::Fastest,
             pool: None,
+            handshake_timeout: None,
+            idle_timeout: Some(IDLE_TIMEOUT),
         }
     }
 }
@@ -86,6 +101,8 @@ impl PartialEq for Settings {
         self.ratchet_domain == other.ratchet_domain
             && self.flag_check == other.flag_check
             && self.ephemeral == other.ephemeral
+            && self.handshake_timeout == other.handshake_timeout
+            && self.idle_timeout == other.idle_timeout
             && match (&self.pool, &other.pool) {
                 (Some(a), Some(b)) => Arc::ptr_eq(a, b),
                 (None, None) => true,
@@ -129,6 +146,47 @@ impl Settings {
     pub fn with_key_pool(mut self, pool: Arc<KeyPool>) -> Settings {
         self.pool = Some(pool);
         self
+    }
+
+    /// Sets the handshake deadline in seconds from the connection's start (default: by
+    /// configuration, [`HANDSHAKE_TIMEOUT_FAST`] or [`HANDSHAKE_TIMEOUT_SLOW`]). A
+    /// handshake still incomplete then sends the error packet and closes.
+    pub fn with_handshake_timeout(mut self, seconds: u64) -> Settings {
+        self.handshake_timeout = Some(seconds);
+        self
+    }
+
+    /// Sets the idle timeout in seconds (`None`: never), counted from the last packet
+    /// either way (default [`IDLE_TIMEOUT`]). An idle session is closed with the orderly
+    /// close.
+    pub fn with_idle_timeout(mut self, seconds: Option<u64>) -> Settings {
+        self.idle_timeout = seconds;
+        self
+    }
+
+    /// The handshake deadline for `config`, in seconds.
+    pub fn handshake_timeout(&self, config: Config) -> u64 {
+        self.handshake_timeout.unwrap_or_else(|| {
+            if matches!(
+                config.sig(),
+                SigAlg::MlDsa44 | SigAlg::MlDsa65 | SigAlg::MlDsa87
+            ) && !config.kem().is_mceliece()
+            {
+                HANDSHAKE_TIMEOUT_FAST
+            } else {
+                HANDSHAKE_TIMEOUT_SLOW
+            }
+        })
+    }
+
+    /// The idle timeout, in seconds.
+    pub fn idle_timeout(&self) -> Option<u64> {
+        self.idle_timeout
+    }
+
+    /// The key pool, if one is set.
+    pub fn key_pool(&self) -> Option<&Arc<KeyPool>> {
+        self.pool.as_ref()
     }
 
     /// The ratchet domain string.
@@ -216,7 +274,8 @@ pub struct Flight<S> {
     pub packet: Vec<u8>,
 }
 
-/// A step that advanced the pre-shared secrets: persist [`pss`](Self::pss), then send
+/// A step that advanced the pre-shared secrets: persist [`record`](Self::record) (the
+/// advanced secrets as the pending generation, [`crate::generation`]), then send
 /// [`packet`](Self::packet).
 #[derive(Debug)]
 pub struct Commit<S> {
@@ -224,8 +283,29 @@ pub struct Commit<S> {
     pub next: S,
     /// The advanced pre-shared secrets.
     pub pss: PssUpdate,
+    /// The peer record to store before the packet leaves: the advanced secrets pending.
+    pub record: Generations,
     /// The packet to send once they are stored.
     pub packet: Vec<u8>,
+}
+
+/// A peer as a server finds it: its linked keys and the record of its secrets
+/// ([`crate::generation`]). The keys' own pre-shared secrets are ignored in favour of the
+/// record's candidates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// The server's local key for this peer and the peer's remote key.
+    pub keys: PeerKeys,
+    /// The confirmed generation of the secrets and at most one pending one.
+    pub secrets: Generations,
+}
+
+impl From<PeerKeys> for Peer {
+    /// A peer whose keys' secrets are its only, confirmed, generation.
+    fn from(keys: PeerKeys) -> Peer {
+        let secrets = Generations::of_keys(&keys);
+        Peer { keys, secrets }
+    }
 }
 
 /// Finds the keys for a connect request: the server's local key named by the key id the
@@ -237,6 +317,12 @@ pub struct Commit<S> {
 pub trait PeerLookup {
     /// The pair for `keyid`, if this server has one.
     fn lookup(&mut self, keyid: &[u8; KEYID_SIZE]) -> Option<PeerKeys>;
+
+    /// The pair and the record of its secrets; by default the pair's own secrets as its
+    /// only generation. A server that keeps generations overrides this.
+    fn lookup_peer(&mut self, keyid: &[u8; KEYID_SIZE]) -> Option<Peer> {
+        self.lookup(keyid).map(Peer::from)
+    }
 }
 
 impl<F> PeerLookup for F
@@ -401,10 +487,11 @@ pub(crate) fn local_pq_error(e: PqError) -> Error {
 }
 
 /// A failure to encapsulate to the peer's key: the key is at fault unless coins or the
-/// build are.
+/// build are. An all-zero McEliece key (FACTS §11.5) has its own error and code (0x06).
 pub(crate) fn encapsulation_error(e: PqError) -> Error {
     match e {
         PqError::Length { .. } | PqError::InvalidPublicKey => CryptoFailure::Encapsulation.into(),
+        PqError::ZeroPublicKey => CryptoFailure::ZeroPublicKey.into(),
         e => local_pq_error(e),
     }
 }

@@ -7,9 +7,10 @@
 
 use crate::config::{CONFIG_SIZE, Config};
 use crate::error::{CryptoFailure, Error, Malformed, PeerIncompatible, PeerMisbehaved};
+use crate::generation::{Generation, Generations};
 use crate::kex::client::{open_establish, seal_establish};
 use crate::kex::{
-    self, Commit, Flight, PeerKeys, PeerLookup, ReplayGate, Settings, assemble, channel,
+    self, Commit, Flight, Peer, PeerKeys, PeerLookup, ReplayGate, Settings, assemble, channel,
     check_hash, header, receive, sign, verify,
 };
 use crate::key_schedule;
@@ -58,6 +59,23 @@ impl AwaitConnectRequest {
         keys: &mut dyn PeerLookup,
         gate: &mut ReplayGate,
     ) -> Result<Flight<AwaitExchangeRequest>, Error> {
+        let screened = self.screen(packet, now, keys, gate)?;
+        let hm1 = screened.verify()?;
+        gate.record(&hm1, screened.utctime, now)?;
+        screened.answer(&hm1, now, rng)
+    }
+
+    /// The cheap checks of a connect request, up to the replay gate's, in the order of
+    /// [`handle`](Self::handle): nothing is verified, generated or signed. A listener runs
+    /// this with its peer table and gate locked, then [`Screened::verify`] and
+    /// [`Screened::answer`] without them.
+    pub fn screen<'p>(
+        self,
+        packet: &'p [u8],
+        now: u64,
+        keys: &mut dyn PeerLookup,
+        gate: &mut ReplayGate,
+    ) -> Result<Screened<'p>, Error> {
         let head = Header::decode(packet)?;
         if head.flag == Flag::ErrorCondition.as_u8() || !head.is_fresh(now) {
             // The peer's error packet or a stale time (0x13), as the header check reports
@@ -89,10 +107,10 @@ impl AwaitConnectRequest {
                 },
             );
         };
-        let keys = keys
-            .lookup(keyid)
+        let peer = keys
+            .lookup_peer(keyid)
             .ok_or(Error::PeerIncompatible(PeerIncompatible::KeyUnrecognized))?;
-        let config = keys.config();
+        let config = peer.keys.config();
         let sizes = config.message_sizes();
         let (rx, _) = receive(
             packet,
@@ -111,19 +129,83 @@ impl AwaitConnectRequest {
             .ok_or(Error::Crypto(CryptoFailure::Signature))?;
         gate.check(claimed, now)?;
 
-        keys.check_link()?;
-        if keys.local.is_expired(now) {
+        peer.keys.check_link()?;
+        if peer.keys.local.is_expired(now) {
             return Err(PeerIncompatible::KeyExpired.into());
         }
         if cfg != config.to_wire() {
             return Err(PeerIncompatible::UnknownProtocol.into());
         }
-        let hm1 = verify(config.sig(), keys.remote.verification_key(), signed)?;
-        let computed = message_hash(&rx.header, &[keyid, cfg]);
-        check_hash(&computed, hm1, CryptoFailure::HashMismatch)?;
-        gate.record(&computed, head.utctime, now)?;
-        let mut transcript = Transcript::start(&computed);
+        Ok(Screened {
+            settings: self.settings,
+            peer,
+            header: rx.header,
+            utctime: head.utctime,
+            keyid,
+            cfg,
+            signed,
+        })
+    }
+}
 
+/// A connect request that passed the cheap checks ([`AwaitConnectRequest::screen`]).
+pub struct Screened<'p> {
+    settings: Settings,
+    peer: Peer,
+    header: [u8; HEADER_LEN],
+    utctime: u64,
+    keyid: &'p [u8],
+    cfg: &'p [u8],
+    signed: &'p [u8],
+}
+
+impl core::fmt::Debug for Screened<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Screened")
+            .field("config", &self.peer.keys.config().to_string())
+            .field("utctime", &self.utctime)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Screened<'_> {
+    /// The peer the request named.
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
+    /// The time stamp of the request (for the replay gate).
+    pub fn utctime(&self) -> u64 {
+        self.utctime
+    }
+
+    /// Verifies the client's signature (0x02) and the signed hash (0x19); returns `hm1`,
+    /// which the replay gate then records.
+    pub fn verify(&self) -> Result<Hash, Error> {
+        let config = self.peer.keys.config();
+        let hm1 = verify(
+            config.sig(),
+            self.peer.keys.remote.verification_key(),
+            self.signed,
+        )?;
+        let computed = message_hash(&self.header, &[self.keyid, self.cfg]);
+        check_hash(&computed, hm1, CryptoFailure::HashMismatch)?;
+        Ok(computed)
+    }
+
+    /// Generates the ephemeral key pair and signs the connect response (0x02, sequence 0):
+    /// `Sign(H(sph ‖ ek_S)) ‖ ek_S`. Call after [`verify`](Self::verify) and the gate's
+    /// record.
+    pub fn answer(
+        self,
+        hm1: &Hash,
+        now: u64,
+        rng: &mut dyn Entropy,
+    ) -> Result<Flight<AwaitExchangeRequest>, Error> {
+        let Peer { keys, secrets } = self.peer;
+        let config = keys.config();
+        let sizes = config.message_sizes();
+        let mut transcript = Transcript::start(hm1);
         // The reference's order of random draws: key generation, then (SPHINCS+) signing.
         let kp = self.settings.generate_kem(config.kem(), rng)?;
         let header = header(Flag::ConnectResponse, 0, now, sizes.connect_response);
@@ -134,6 +216,7 @@ impl AwaitConnectRequest {
         Ok(Flight {
             next: AwaitExchangeRequest {
                 keys,
+                secrets,
                 settings: self.settings,
                 transcript,
                 dk: kp.secret,
@@ -147,6 +230,7 @@ impl AwaitConnectRequest {
 #[derive(Debug, Clone)]
 pub struct AwaitExchangeRequest {
     keys: PeerKeys,
+    secrets: Generations,
     settings: Settings,
     transcript: Transcript,
     /// The server's ephemeral decapsulation key.
@@ -216,37 +300,63 @@ impl AwaitExchangeRequest {
         let packet = assemble(&header, sizes.exchange_response, &[&ct_s, &signed]);
         self.transcript.absorb(&hm4);
 
-        let derived = key_schedule::server_keys(
-            secl.expose(),
-            secr.expose(),
-            self.keys.local.pss(),
-            self.keys.remote.pss(),
-        );
-        let tx = channel(&derived.tx)?;
-        let rx_channel = channel(&derived.rx)?;
-        self.keys.local.set_pss(derived.pssl.as_bytes());
-        self.keys.remote.set_pss(derived.pssr.as_bytes());
+        // One set of channels per candidate generation (crate::generation): the exchange
+        // response does not depend on the secrets, so the choice waits for the establish
+        // request.
+        let mut candidates = Vec::with_capacity(2);
+        for base in self.secrets.candidates() {
+            let derived = key_schedule::server_keys(
+                secl.expose(),
+                secr.expose(),
+                base.local(),
+                base.remote(),
+            );
+            candidates.push(Candidate {
+                base: base.clone(),
+                next: Generation::new(
+                    base.number().saturating_add(1),
+                    *derived.pssl.as_bytes(),
+                    *derived.pssr.as_bytes(),
+                ),
+                tx: channel(&derived.tx)?,
+                rx: channel(&derived.rx)?,
+            });
+        }
         Ok(Flight {
             next: AwaitEstablishRequest {
                 keys: self.keys,
                 settings: self.settings,
                 transcript: self.transcript,
-                tx,
-                rx: rx_channel,
+                candidates,
             },
             packet,
         })
     }
 }
 
+/// The channels and advanced secrets the handshake gives for one candidate generation.
+struct Candidate {
+    base: Generation,
+    next: Generation,
+    tx: Rcs512Channel,
+    rx: Rcs512Channel,
+}
+
 /// Awaits the establish request (0x07, sequence 2).
-#[derive(Debug)]
 pub struct AwaitEstablishRequest {
     keys: PeerKeys,
     settings: Settings,
     transcript: Transcript,
-    tx: Rcs512Channel,
-    rx: Rcs512Channel,
+    candidates: Vec<Candidate>,
+}
+
+impl core::fmt::Debug for AwaitEstablishRequest {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("AwaitEstablishRequest")
+            .field("config", &self.keys.config().to_string())
+            .field("candidates", &self.candidates.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl AwaitEstablishRequest {
@@ -260,15 +370,17 @@ impl AwaitEstablishRequest {
         self.keys.config().message_sizes().establish_request
     }
 
-    /// The keys the connect request selected (pre-shared secrets already advanced).
+    /// The keys the connect request selected (their secrets are those of the record's
+    /// confirmed generation until the establish request picks a candidate).
     pub fn keys(&self) -> &PeerKeys {
         &self.keys
     }
 
-    /// Opens the establish request and checks it carries `sch4` (0x07 if it does not
-    /// authenticate, 0x08 if it carries another hash), then returns the established session
-    /// and the establish response (0x08, sequence 2): `RCS_tx(sch5)`. Persist
-    /// [`Commit::pss`] before sending it.
+    /// Opens the establish request with each candidate generation's receive channel (the
+    /// pending one first) and checks it carries `sch4` (0x07 if no candidate authenticates
+    /// it, 0x08 if it carries another hash), then returns the established session and the
+    /// establish response (0x08, sequence 2): `RCS_tx(sch5)`. Persist [`Commit::record`]
+    /// before sending it: the chosen candidate confirmed, its advanced secrets pending.
     pub fn handle(
         mut self,
         packet: &[u8],
@@ -285,19 +397,52 @@ impl AwaitEstablishRequest {
             self.settings.flag_check(),
         )?;
         let payload = rx.message.rest();
-        open_establish(&mut self.rx, &rx.header, payload, self.transcript.hash())?;
+        // Every candidate is checked: two may authenticate when they differ only in the
+        // client's secret (the client's own ratchet, whose response may have been lost),
+        // which the establish request does not cover. Then the confirmed one answers (a
+        // dktp client also checks the response against its sibling candidate) and the
+        // other stays in the record, for a client that holds it and finds the response
+        // wrong.
+        let mut matched = Vec::with_capacity(2);
+        let mut failure = Error::Crypto(CryptoFailure::Decryption);
+        for (i, c) in self.candidates.iter_mut().enumerate() {
+            match open_establish(&mut c.rx, &rx.header, payload, self.transcript.hash()) {
+                Ok(()) => matched.push(i),
+                Err(Error::Crypto(CryptoFailure::Decryption)) => {}
+                // Keys that authenticate but another hash: the client's fault.
+                Err(e) => failure = e,
+            }
+        }
+        let Some(&chosen) = matched.last() else {
+            return Err(failure);
+        };
+        let other = matched
+            .first()
+            .filter(|&&i| i != chosen)
+            .and_then(|&i| self.candidates.get(i))
+            .map(|c| c.base.clone());
+        let mut c = self
+            .candidates
+            .into_iter()
+            .nth(chosen)
+            .ok_or(Error::Crypto(CryptoFailure::Decryption))?;
         self.transcript.absorb(payload);
         let packet = seal_establish(
-            &mut self.tx,
+            &mut c.tx,
             Flag::EstablishResponse,
             sizes.establish_response,
             self.transcript.hash(),
             now,
         )?;
+        c.next.apply_to(&mut self.keys);
         let pss = self.keys.pss_update();
+        let record = Generations::with_pending(other.unwrap_or(c.base), c.next.clone());
+        let mut session = Session::new(Role::Server, self.keys, self.settings, c.tx, c.rx);
+        session.set_generations(record.clone(), c.next.number(), true);
         Ok(Commit {
-            next: Session::new(Role::Server, self.keys, self.settings, self.tx, self.rx),
+            next: session,
             pss,
+            record,
             packet,
         })
     }

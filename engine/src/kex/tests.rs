@@ -152,9 +152,14 @@ fn default_handshake_sizes_sequences_and_data() {
     assert_eq!(close.len(), 86);
     assert_eq!(close[0], 0x12);
     run.server.handle_packet(&close, NOW, &mut rng).unwrap();
+    // The client's first packet confirmed the server's pending generation; then the close.
     assert!(matches!(
         run.server.poll_output(),
-        Some(Output::Event(Event::Closed { code: 0x1b }))
+        Some(Output::Event(Event::Secrets(u))) if u.change == crate::generation::SecretsChange::Confirmed
+    ));
+    assert!(matches!(
+        run.server.poll_output(),
+        Some(Output::Event(Event::Closed { code: 0x1b, .. }))
     ));
     assert!(!run.server.is_open() && !run.client.is_open());
     assert_eq!(
@@ -773,12 +778,19 @@ fn ratchets_from_both_sides() {
             Err(Misuse::RatchetOutstanding.into())
         );
         resp.handle_packet(&p, NOW, &mut rng).unwrap();
-        // PssUpdated, then the response, then Rekeyed(Receive).
-        let outs: Vec<Output> = std::iter::from_fn(|| resp.poll_output()).collect();
-        assert!(matches!(outs[0], Output::Event(Event::PssUpdated(_))));
+        // The pending record, then the response, then RatchetCompleted(Receive).
+        let outs: Vec<Output> = std::iter::from_fn(|| resp.poll_output())
+            .filter(|o| {
+                !matches!(o, Output::Event(Event::Secrets(u)) if u.change == crate::generation::SecretsChange::Confirmed)
+            })
+            .collect();
+        assert!(matches!(
+            &outs[0],
+            Output::Event(Event::Secrets(u)) if u.change == crate::generation::SecretsChange::Pending
+        ));
         assert!(matches!(
             outs[2],
-            Output::Event(Event::Rekeyed(Direction::Receive))
+            Output::Event(Event::RatchetCompleted(Direction::Receive))
         ));
         let Output::Transmit(answer) = &outs[1] else {
             panic!()
@@ -864,28 +876,23 @@ fn ratchet_domain_is_a_setting() {
     for (cs, ss, ok) in [(pay.clone(), pay.clone(), true), (pay, scada, false)] {
         let (mut crng, mut srng) = (TestRng::new("c"), TestRng::new("s"));
         let mut c = Connection::connect(ck.clone(), cs, NOW, &mut crng).unwrap();
-        let mut s = Connection::listen(ss);
-        let mut lookup = SinglePeer(sk.clone());
-        let mut gate = ReplayGate::default();
-        let Some(Output::Transmit(first)) = c.poll_output() else {
-            panic!()
-        };
-        s.handle_connect_request(&first, NOW, &mut srng, &mut lookup, &mut gate)
-            .unwrap();
+        let listener = Listener::new(ss);
+        listener.add(sk.clone());
+        let mut s = listener.accept(NOW);
         pump(&mut c, &mut s, &mut crng, &mut srng);
         assert!(c.is_established() && s.is_established());
         c.start_ratchet(NOW, &mut crng).unwrap();
         let Some(Output::Transmit(req)) = c.poll_output() else {
             panic!()
         };
-        s.handle_packet(&req, NOW, &mut srng).unwrap();
+        s.handle_bytes(&req, NOW, &mut srng).unwrap();
         let resp = std::iter::from_fn(|| s.poll_output())
             .find_map(|o| match o {
                 Output::Transmit(p) => Some(p),
                 _ => None,
             })
             .unwrap();
-        c.handle_packet(&resp, NOW, &mut crng).unwrap();
+        c.handle_bytes(&resp, NOW, &mut crng).unwrap();
         c.send(b"after", NOW).unwrap();
         let data = std::iter::from_fn(|| c.poll_output())
             .find_map(|o| match o {
@@ -893,7 +900,7 @@ fn ratchet_domain_is_a_setting() {
                 _ => None,
             })
             .unwrap();
-        assert_eq!(s.handle_packet(&data, NOW, &mut srng).is_ok(), ok);
+        assert_eq!(s.handle_bytes(&data, NOW, &mut srng).is_ok(), ok);
         if !ok {
             // The server tells the client why, encrypted.
             let reply = std::iter::from_fn(|| s.poll_output())
@@ -903,10 +910,10 @@ fn ratchet_domain_is_a_setting() {
                 })
                 .unwrap();
             assert_eq!(reply.len(), 86);
-            c.handle_packet(&reply, NOW, &mut crng).unwrap();
+            c.handle_bytes(&reply, NOW, &mut crng).unwrap();
             let closed = std::iter::from_fn(|| c.poll_output())
                 .find_map(|o| match o {
-                    Output::Event(Event::Closed { code }) => Some(code),
+                    Output::Event(Event::Closed { code, .. }) => Some(code),
                     _ => None,
                 })
                 .unwrap();
@@ -916,6 +923,7 @@ fn ratchet_domain_is_a_setting() {
 }
 
 use crate::connection::Connection;
+use crate::listener::Listener;
 
 /// Delivers queued packets both ways until both connections are quiet.
 fn pump(c: &mut Connection, s: &mut Connection, crng: &mut TestRng, srng: &mut TestRng) {
@@ -923,13 +931,13 @@ fn pump(c: &mut Connection, s: &mut Connection, crng: &mut TestRng, srng: &mut T
         let mut moved = false;
         while let Some(o) = c.poll_output() {
             if let Output::Transmit(p) = o {
-                s.handle_packet(&p, NOW, srng).unwrap();
+                s.handle_bytes(&p, NOW, srng).unwrap();
                 moved = true;
             }
         }
         while let Some(o) = s.poll_output() {
             if let Output::Transmit(p) = o {
-                c.handle_packet(&p, NOW, crng).unwrap();
+                c.handle_bytes(&p, NOW, crng).unwrap();
                 moved = true;
             }
         }
@@ -987,18 +995,9 @@ fn key_pool_supplies_ephemeral_keys() {
     let (ck, sk) = pair(Config::DEFAULT, NOW);
     let (mut crng, mut srng) = (TestRng::new("c"), TestRng::new("s"));
     let mut c = Connection::connect(ck, settings.clone(), NOW, &mut crng).unwrap();
-    let mut s = Connection::listen(settings);
-    let Some(Output::Transmit(first)) = c.poll_output() else {
-        panic!()
-    };
-    s.handle_connect_request(
-        &first,
-        NOW,
-        &mut srng,
-        &mut SinglePeer(sk),
-        &mut ReplayGate::default(),
-    )
-    .unwrap();
+    let listener = Listener::new(settings);
+    listener.add(sk);
+    let mut s = listener.accept(NOW);
     pump(&mut c, &mut s, &mut crng, &mut srng);
     assert!(c.is_established() && s.is_established());
     c.start_ratchet(NOW, &mut crng).unwrap();

