@@ -232,14 +232,14 @@ impl AwaitExchangeResponse {
                     other.local(),
                     other.remote(),
                 );
-                sibling = Some((
+                sibling = Some(Box::new((
                     Generation::new(
                         other.number().saturating_add(1),
                         *d.pssl.as_bytes(),
                         *d.pssr.as_bytes(),
                     ),
                     channel(&d.rx)?,
-                ));
+                )));
             }
         }
         self.keys.local.set_pss(derived.pssl.as_bytes());
@@ -286,7 +286,7 @@ pub struct AwaitEstablishResponse {
     /// The advanced secrets (pending in `record`).
     next: Generation,
     /// What the sibling candidate would have given, if the record has one.
-    sibling: Option<(Generation, Rcs512Channel)>,
+    sibling: Option<Box<(Generation, Rcs512Channel)>>,
     settings: Settings,
     transcript: Transcript,
     tx: Rcs512Channel,
@@ -330,8 +330,9 @@ impl AwaitEstablishResponse {
         let mut opened = open_establish(&mut self.rx, &rx.header, payload, self.transcript.hash());
         let (mut next, mut rx_channel) = (self.next, self.rx);
         if matches!(opened, Err(Error::Crypto(CryptoFailure::Decryption)))
-            && let Some((sibling, mut sibling_rx)) = self.sibling
+            && let Some(boxed) = self.sibling
         {
+            let (sibling, mut sibling_rx) = *boxed;
             // The peer answered for the sibling generation: that one it holds.
             opened = open_establish(&mut sibling_rx, &rx.header, payload, self.transcript.hash());
             if opened.is_ok() {
