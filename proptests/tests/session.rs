@@ -413,12 +413,14 @@ proptest! {
         pump(&mut client, &mut server);
         prop_assert!(client.connection().is_established());
         prop_assert!(server.connection().is_established());
-        prop_assert_eq!(*stored.borrow(), 1);
+        // The client's record: pending before the establish request, then confirmed.
+        prop_assert_eq!(*stored.borrow(), 2);
         client.send(b"to the server", NOW).unwrap();
         server.send(b"to the client", NOW).unwrap();
         client.send_ratchet_request(NOW, &mut Rng::new("r")).unwrap();
         pump(&mut client, &mut server);
-        prop_assert_eq!(*stored.borrow(), 2);
+        // Its own ratchet: the new generation pending.
+        prop_assert_eq!(*stored.borrow(), 3);
         client.send(b"after the ratchet", NOW).unwrap();
         client.close(NOW).unwrap();
         pump(&mut client, &mut server);
