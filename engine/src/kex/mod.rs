@@ -32,7 +32,7 @@ pub mod client;
 mod gate;
 pub mod server;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use gate::ReplayGate;
 

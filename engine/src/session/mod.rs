@@ -703,27 +703,12 @@ mod zero_key_tests {
     use crate::connection::Connection;
     use crate::listener::Listener;
     use crate::packet::SEALED_ERROR_LEN;
-    use crate::peer_key;
     use crate::pq::OsEntropy;
 
-    const NOW: u64 = 1_767_225_600;
+    use crate::kex::tests::NOW;
 
     fn pair(config: Config) -> (PeerKeys, PeerKeys) {
-        let mut rng = OsEntropy;
-        let (mut cl, cr) = peer_key::generate(config, [0xc1; 16], NOW, &mut rng).unwrap();
-        let (mut sl, sr) = peer_key::generate(config, [0x5e; 16], NOW, &mut rng).unwrap();
-        peer_key::link(&mut cl, &sr);
-        peer_key::link(&mut sl, &cr);
-        (
-            PeerKeys {
-                local: cl,
-                remote: sr,
-            },
-            PeerKeys {
-                local: sl,
-                remote: cr,
-            },
-        )
+        crate::kex::tests::pair(config, NOW)
     }
 
     /// A client and a server session whose channels face each other (no handshake).

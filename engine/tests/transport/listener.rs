@@ -148,6 +148,9 @@ fn the_listener_keeps_each_peers_record_current() {
     client.send(b"proof", NOW).unwrap();
     super::support::pump(&mut client, &mut server, &mut crng, &mut srng);
     let record = listener.peer(&keyid).unwrap().secrets;
-    assert_eq!((record.confirmed.number(), record.pending.is_none()), (1, true));
+    assert_eq!(
+        (record.confirmed.number(), record.pending.is_none()),
+        (1, true)
+    );
     assert_eq!(&record, server.session().unwrap().generations());
 }

@@ -28,11 +28,16 @@ impl Entropy for Rng {
     }
 }
 
-/// Linked keys: (client's, server's), with key ids from `tag`.
+/// Linked keys: (client's, server's), with key ids from `tag`, made at [`NOW`].
 pub fn pair(config: Config, tag: u8) -> (PeerKeys, PeerKeys) {
-    let mut rng = Rng::new(&format!("pair {config} {tag}"));
-    let (mut cl, cr) = peer_key::generate(config, [0xc0 ^ tag; 16], NOW, &mut rng).unwrap();
-    let (mut sl, sr) = peer_key::generate(config, [0x50 ^ tag; 16], NOW, &mut rng).unwrap();
+    pair_at(config, tag, NOW)
+}
+
+/// Linked keys made at `born` (their expiry is a year later).
+pub fn pair_at(config: Config, tag: u8, born: u64) -> (PeerKeys, PeerKeys) {
+    let mut rng = Rng::new(&format!("pair {config} {tag} {born}"));
+    let (mut cl, cr) = peer_key::generate(config, [0xc0 ^ tag; 16], born, &mut rng).unwrap();
+    let (mut sl, sr) = peer_key::generate(config, [0x50 ^ tag; 16], born, &mut rng).unwrap();
     peer_key::link(&mut cl, &sr);
     peer_key::link(&mut sl, &cr);
     (

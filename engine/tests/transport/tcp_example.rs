@@ -12,7 +12,7 @@ use dktp::listener::Listener;
 use dktp::pq::OsEntropy;
 use dktp::session::{Event, Output};
 
-use super::support::pair;
+use super::support::pair_at;
 
 fn now() -> u64 {
     SystemTime::now()
@@ -85,26 +85,7 @@ fn client(keys: PeerKeys, addr: &str) -> Result<(), Box<dyn std::error::Error>> 
 #[test]
 fn blocking_tcp_client_and_server() {
     // Keys made now, so their expiry is a year from the real clock.
-    let (ck, sk) = {
-        use dktp::peer_key;
-        let (mut cl, cr) =
-            peer_key::generate(Config::DEFAULT, [1; 16], now(), &mut OsEntropy).unwrap();
-        let (mut sl, sr) =
-            peer_key::generate(Config::DEFAULT, [2; 16], now(), &mut OsEntropy).unwrap();
-        peer_key::link(&mut cl, &sr);
-        peer_key::link(&mut sl, &cr);
-        (
-            PeerKeys {
-                local: cl,
-                remote: sr,
-            },
-            PeerKeys {
-                local: sl,
-                remote: cr,
-            },
-        )
-    };
-    let _ = pair; // the support keys are stamped at a fixed time; these use the clock
+    let (ck, sk) = pair_at(Config::DEFAULT, 40, now());
     let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = tcp.local_addr().unwrap().to_string();
     let srv = std::thread::spawn(move || server(sk, tcp).map_err(|e| e.to_string()));
