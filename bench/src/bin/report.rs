@@ -5,7 +5,8 @@
 //! cargo bench                                   # or any subset, e.g. --bench rcs
 //! cargo run --release -p dktp-bench --bin report [-- CRITERION_DIR OUT_DIR]
 //! ```
-//! Defaults: `target/criterion` in, `target/criterion/report.{md,svg}` out.
+//! Defaults: `target/criterion` (or `$CARGO_TARGET_DIR/criterion`) in,
+//! `report.{md,svg}` beside it out.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -253,10 +254,12 @@ fn svg(points: &[Point], prefixes: &[&str]) -> Option<String> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let input = args
-        .first()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/criterion"));
+    let input = args.first().map(PathBuf::from).unwrap_or_else(|| {
+        match std::env::var_os("CARGO_TARGET_DIR") {
+            Some(dir) => PathBuf::from(dir).join("criterion"),
+            None => root.join("target/criterion"),
+        }
+    });
     let out_dir = args
         .get(1)
         .map(PathBuf::from)

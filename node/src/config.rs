@@ -1,0 +1,369 @@
+//! `dktp serve`'s configuration: a TOML file, overridden by flags. Every default is written
+//! here once.
+//!
+//! ```toml
+//! listen = ["0.0.0.0:31118", "[::]:31118"]   # TCP (default: both, port 31118)
+//! ws = ["127.0.0.1:31119"]                  # WebSocket, one DKTP packet per binary frame
+//! store = "/var/lib/dktp/store.redb"
+//! forward = "127.0.0.1:8583"                # or "unix:/run/app.sock", or "echo"
+//! ratchet_every = "1h"                      # an asymmetric ratchet per session this often
+//! handshake_timeout = "30s"                 # default: 30 s, 120 s with SPHINCS+ / McEliece
+//! idle_timeout = "12h"                      # "off" keeps idle sessions forever
+//! max_connections = 4096
+//!
+//! [[peer]]
+//! name = "terminal-17"                      # for the logs
+//! key = "gw-terminal-17.dskey"              # this server's local key for the peer
+//! peer = "terminal-17.dpkey"                # the peer's remote key
+//! forward = "127.0.0.1:8584"                # overrides the default target
+//! ```
+//!
+//! Relative paths are relative to the file's folder.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use crate::util::parse_duration;
+
+/// The reference's port.
+pub const DEFAULT_PORT: u16 = 31118;
+/// The default store file.
+pub const DEFAULT_STORE: &str = "dktp-store.redb";
+/// The default cap on concurrent connections (handshakes and sessions).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
+/// Where a peer's plaintext goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Back to the peer.
+    Echo,
+    /// A TCP address (`host:port`), resolved at each connection.
+    Tcp(String),
+    /// A unix socket.
+    Unix(PathBuf),
+}
+
+impl Target {
+    /// Parses `echo`, `unix:PATH`, or `HOST:PORT`.
+    pub fn parse(s: &str) -> Result<Target> {
+        if s == "echo" {
+            Ok(Target::Echo)
+        } else if let Some(p) = s.strip_prefix("unix:") {
+            Ok(Target::Unix(PathBuf::from(p)))
+        } else if s
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+        {
+            Ok(Target::Tcp(s.to_string()))
+        } else {
+            bail!("forward target {s:?}: expected HOST:PORT, unix:PATH or echo")
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Echo => f.write_str("echo"),
+            Target::Tcp(a) => f.write_str(a),
+            Target::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// The file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeFile {
+    listen: Option<Vec<String>>,
+    ws: Option<Vec<String>>,
+    store: Option<PathBuf>,
+    forward: Option<String>,
+    ratchet_every: Option<String>,
+    handshake_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    max_connections: Option<usize>,
+    #[serde(default, rename = "peer")]
+    peers: Vec<PeerFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeerFile {
+    name: Option<String>,
+    key: PathBuf,
+    peer: PathBuf,
+    forward: Option<String>,
+}
+
+/// What the flags say (each overrides the file).
+#[derive(Debug, Default)]
+pub struct ServeFlags {
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--listen`.
+    pub listen: Vec<String>,
+    /// `--ws`.
+    pub ws: Vec<String>,
+    /// `--store`.
+    pub store: Option<PathBuf>,
+    /// `--forward` (or `echo` from `--echo`).
+    pub forward: Option<String>,
+    /// `--peer KEY:PEER`, added to the file's peers.
+    pub peers: Vec<String>,
+    /// `--ratchet-every`.
+    pub ratchet_every: Option<String>,
+    /// `--handshake-timeout`.
+    pub handshake_timeout: Option<String>,
+    /// `--idle-timeout`.
+    pub idle_timeout: Option<String>,
+    /// `--max-connections`.
+    pub max_connections: Option<usize>,
+}
+
+/// One peer to serve.
+#[derive(Clone, Debug)]
+pub struct PeerSpec {
+    /// A name for the logs.
+    pub name: Option<String>,
+    /// This server's `.dskey` for the peer.
+    pub key: PathBuf,
+    /// The peer's `.dpkey`.
+    pub peer: PathBuf,
+    /// Where its plaintext goes (else the default).
+    pub forward: Option<Target>,
+}
+
+/// The effective configuration.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// TCP listen addresses.
+    pub listen: Vec<SocketAddr>,
+    /// Whether `listen` is the default (both families; a missing IPv6 is not an error).
+    pub default_listen: bool,
+    /// WebSocket listen addresses.
+    pub ws: Vec<SocketAddr>,
+    /// The ratchet store.
+    pub store: PathBuf,
+    /// The default target.
+    pub forward: Target,
+    /// Start an asymmetric ratchet per session this often.
+    pub ratchet_every: Option<Duration>,
+    /// The handshake deadline (else the engine's by configuration).
+    pub handshake_timeout: Option<Duration>,
+    /// The idle timeout (`None`: the engine's 12 h; `Some(None)`: off).
+    pub idle_timeout: Option<Option<Duration>>,
+    /// Concurrent connections at most.
+    pub max_connections: usize,
+    /// The peers.
+    pub peers: Vec<PeerSpec>,
+}
+
+impl ServeConfig {
+    /// Reads the file (if any) and applies the flags.
+    pub fn load(flags: ServeFlags) -> Result<ServeConfig> {
+        let (file, base) = match &flags.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let file: ServeFile =
+                    toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+                let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                (file, base)
+            }
+            None => (ServeFile::default(), PathBuf::new()),
+        };
+        let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let listen_text = if !flags.listen.is_empty() {
+            Some(flags.listen.clone())
+        } else {
+            file.listen.clone()
+        };
+        let ws_text = if !flags.ws.is_empty() {
+            flags.ws.clone()
+        } else {
+            file.ws.clone().unwrap_or_default()
+        };
+        let default_listen = listen_text.is_none() && ws_text.is_empty();
+        let listen = match listen_text {
+            Some(l) => l.iter().map(|a| parse_addr(a)).collect::<Result<_>>()?,
+            None if default_listen => vec![
+                SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+                SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, DEFAULT_PORT)),
+            ],
+            None => Vec::new(),
+        };
+        let ws: Vec<SocketAddr> = ws_text
+            .iter()
+            .map(|a| parse_addr(a))
+            .collect::<Result<_>>()?;
+        let store = flags
+            .store
+            .or_else(|| file.store.map(rel))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE));
+        let forward = match flags.forward.or(file.forward) {
+            Some(t) => Target::parse(&t)?,
+            None => Target::Echo,
+        };
+        let dur =
+            |flag: Option<String>, file: Option<String>, what: &str| -> Result<Option<Duration>> {
+                flag.or(file)
+                    .map(|s| parse_duration(&s).with_context(|| what.to_string()))
+                    .transpose()
+            };
+        let ratchet_every = dur(flags.ratchet_every, file.ratchet_every, "ratchet_every")?;
+        if ratchet_every.is_some_and(|d| d < Duration::from_millis(100)) {
+            bail!("ratchet_every must be at least 100ms");
+        }
+        let handshake_timeout = dur(
+            flags.handshake_timeout,
+            file.handshake_timeout,
+            "handshake_timeout",
+        )?;
+        let idle_timeout = match flags.idle_timeout.or(file.idle_timeout) {
+            None => None,
+            Some(s) if s == "off" || s == "0" => Some(None),
+            Some(s) => Some(Some(parse_duration(&s).context("idle_timeout")?)),
+        };
+        let mut peers = Vec::new();
+        for p in file.peers {
+            peers.push(PeerSpec {
+                name: p.name,
+                key: rel(p.key),
+                peer: rel(p.peer),
+                forward: p.forward.as_deref().map(Target::parse).transpose()?,
+            });
+        }
+        for p in &flags.peers {
+            let Some((key, peer)) = p.split_once(':') else {
+                bail!("--peer {p:?}: expected LOCAL.dskey:REMOTE.dpkey");
+            };
+            peers.push(PeerSpec {
+                name: None,
+                key: key.into(),
+                peer: peer.into(),
+                forward: None,
+            });
+        }
+        if peers.is_empty() {
+            bail!(
+                "no peers: add [[peer]] tables to the config file or --peer LOCAL.dskey:REMOTE.dpkey"
+            );
+        }
+        if listen.is_empty() && ws.is_empty() {
+            bail!("nothing to listen on");
+        }
+        Ok(ServeConfig {
+            listen,
+            default_listen,
+            ws,
+            store,
+            forward,
+            ratchet_every,
+            handshake_timeout,
+            idle_timeout,
+            max_connections: flags
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS)
+                .max(1),
+            peers,
+        })
+    }
+}
+
+/// Parses `HOST:PORT` with a numeric host (`0.0.0.0:31118`, `[::1]:31118`), or `:PORT` for
+/// all IPv4 interfaces.
+pub fn parse_addr(s: &str) -> Result<SocketAddr> {
+    let s2 = if let Some(port) = s.strip_prefix(':') {
+        format!("0.0.0.0:{port}")
+    } else {
+        s.to_string()
+    };
+    s2.parse().with_context(|| {
+        format!("address {s:?}: expected IP:PORT (e.g. 0.0.0.0:31118, [::]:31118)")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_is_read_and_flags_override_it() {
+        let dir = std::env::temp_dir().join(format!("dktp-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("serve.toml");
+        std::fs::write(
+            &path,
+            r#"
+listen = ["127.0.0.1:4000"]
+store = "s.redb"
+forward = "unix:/run/x.sock"
+ratchet_every = "10m"
+idle_timeout = "off"
+[[peer]]
+key = "a.dskey"
+peer = "b.dpkey"
+forward = "echo"
+"#,
+        )
+        .expect("write");
+        let c = ServeConfig::load(ServeFlags {
+            config: Some(path.clone()),
+            ..ServeFlags::default()
+        })
+        .expect("load");
+        assert_eq!(c.listen, vec![parse_addr("127.0.0.1:4000").expect("addr")]);
+        assert_eq!(c.store, dir.join("s.redb"));
+        assert_eq!(c.forward, Target::Unix("/run/x.sock".into()));
+        assert_eq!(c.ratchet_every, Some(Duration::from_secs(600)));
+        assert_eq!(c.idle_timeout, Some(None));
+        assert_eq!(c.peers[0].key, dir.join("a.dskey"));
+        assert_eq!(c.peers[0].forward, Some(Target::Echo));
+        let c = ServeConfig::load(ServeFlags {
+            config: Some(path.clone()),
+            listen: vec!["[::1]:5000".into()],
+            forward: Some("127.0.0.1:9".into()),
+            peers: vec!["c.dskey:d.dpkey".into()],
+            ..ServeFlags::default()
+        })
+        .expect("load");
+        assert_eq!(c.listen, vec![parse_addr("[::1]:5000").expect("addr")]);
+        assert_eq!(c.forward, Target::Tcp("127.0.0.1:9".into()));
+        assert_eq!(c.peers.len(), 2);
+        std::fs::write(&path, "listen = 5\n").expect("write");
+        assert!(
+            ServeConfig::load(ServeFlags {
+                config: Some(path.clone()),
+                ..ServeFlags::default()
+            })
+            .is_err()
+        );
+        std::fs::write(&path, "lisen = []\n").expect("write");
+        let e = ServeConfig::load(ServeFlags {
+            config: Some(path),
+            ..ServeFlags::default()
+        })
+        .expect_err("unknown key refused");
+        assert!(format!("{e:#}").contains("lisen"), "{e:#}");
+    }
+
+    #[test]
+    fn targets_parse() {
+        assert_eq!(Target::parse("echo").ok(), Some(Target::Echo));
+        assert_eq!(
+            Target::parse("db:5432").ok(),
+            Some(Target::Tcp("db:5432".into()))
+        );
+        assert_eq!(
+            Target::parse("[::1]:80").ok(),
+            Some(Target::Tcp("[::1]:80".into()))
+        );
+        assert!(Target::parse("nowhere").is_err());
+    }
+}

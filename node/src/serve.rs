@@ -1,0 +1,332 @@
+//! `dktp serve`: a concentrator. One engine [`Listener`] holds every peer (found by the key
+//! id its connect request names) and one replay gate; TCP and WebSocket sockets feed it;
+//! each established session's plaintext goes to the peer's forward target.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use dktp::kex::{PeerKeys, Settings};
+use dktp::listener::Listener;
+use dktp::peer_key::KEYID_SIZE;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tracing::{debug, error, info, warn};
+
+use crate::config::{ServeConfig, Target};
+use crate::keys;
+use crate::store::Store;
+use crate::transport::{self, Rx, Tx};
+use crate::tunnel::{Context as TunnelContext, Driver, End, Local, describe};
+use crate::util::{code_hex, now};
+
+/// A peer's name (for the logs) and forward target.
+type Route = (Option<String>, Target);
+
+/// A running concentrator's shared state.
+#[derive(Clone)]
+pub struct Server {
+    listener: Listener,
+    store: Store,
+    targets: Arc<HashMap<[u8; KEYID_SIZE], Route>>,
+    ratchet_every: Option<std::time::Duration>,
+    slots: Arc<Semaphore>,
+}
+
+/// The sockets a server listens on, bound.
+pub struct Bound {
+    /// TCP listeners.
+    pub tcp: Vec<TcpListener>,
+    /// WebSocket listeners.
+    pub ws: Vec<TcpListener>,
+}
+
+impl Bound {
+    /// The addresses actually bound (port 0 resolved).
+    pub fn addrs(&self) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
+        let a = |l: &Vec<TcpListener>| l.iter().filter_map(|l| l.local_addr().ok()).collect();
+        (a(&self.tcp), a(&self.ws))
+    }
+}
+
+impl Server {
+    /// Loads the peers (their keys, and their records from the store) and the settings.
+    pub fn new(cfg: &ServeConfig, store: Store) -> Result<Server> {
+        let mut peers = Vec::new();
+        for p in &cfg.peers {
+            let keys = keys::load_pair(&p.key, &p.peer)?;
+            peers.push((keys, p.name.clone(), p.forward.clone()));
+        }
+        Server::from_peers(cfg, store, peers)
+    }
+
+    /// A server for pairs already in memory (the demo), with the default target.
+    pub fn with_keys(cfg: &ServeConfig, store: Store, keys: Vec<PeerKeys>) -> Result<Server> {
+        Server::from_peers(
+            cfg,
+            store,
+            keys.into_iter().map(|k| (k, None, None)).collect(),
+        )
+    }
+
+    fn from_peers(
+        cfg: &ServeConfig,
+        store: Store,
+        peers: Vec<(PeerKeys, Option<String>, Option<Target>)>,
+    ) -> Result<Server> {
+        let mut settings = Settings::default();
+        if let Some(t) = cfg.handshake_timeout {
+            settings = settings.with_handshake_timeout(t.as_secs().max(1));
+        }
+        if let Some(idle) = cfg.idle_timeout {
+            settings = settings.with_idle_timeout(idle.map(|d| d.as_secs().max(1)));
+        }
+        let listener = Listener::new(settings);
+        let mut targets = HashMap::new();
+        let pairs: Vec<PeerKeys> = peers.iter().map(|p| p.0.clone()).collect();
+        let records = store.import_all(&pairs)?;
+        drop(pairs);
+        for ((keys, name, forward), record) in peers.into_iter().zip(records) {
+            let keyid = *keys.local.keyid();
+            debug!(
+                keyid = %hex::encode(keyid),
+                peer = %hex::encode(keys.remote.keyid()),
+                name = name.as_deref().unwrap_or(""),
+                config = %keys.config(),
+                generation = record.latest().number(),
+                "peer loaded"
+            );
+            let target = forward.unwrap_or_else(|| cfg.forward.clone());
+            if targets.insert(keyid, (name, target)).is_some() {
+                return Err(anyhow!("key id {} is listed twice", hex::encode(keyid)));
+            }
+            listener.insert(keys, record);
+        }
+        info!(peers = listener.len(), "peers loaded");
+        Ok(Server {
+            listener,
+            store,
+            targets: Arc::new(targets),
+            ratchet_every: cfg.ratchet_every,
+            slots: Arc::new(Semaphore::new(cfg.max_connections)),
+        })
+    }
+
+    /// The engine's listener (its counters).
+    pub fn listener(&self) -> &Listener {
+        &self.listener
+    }
+
+    /// Binds every configured address.
+    pub async fn bind(cfg: &ServeConfig) -> Result<Bound> {
+        let mut tcp = Vec::new();
+        for addr in &cfg.listen {
+            match bind(*addr) {
+                Ok(l) => tcp.push(l),
+                Err(e) if cfg.default_listen && addr.is_ipv6() => {
+                    warn!("not listening on {addr}: {e:#}");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut ws = Vec::new();
+        for addr in &cfg.ws {
+            ws.push(bind(*addr)?);
+        }
+        Ok(Bound { tcp, ws })
+    }
+
+    /// Serves on `bound` until `stop` resolves.
+    pub async fn run(
+        self,
+        bound: Bound,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<()> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for l in bound.tcp {
+            info!(addr = %l.local_addr()?, "listening (TCP)");
+            tasks.spawn(self.clone().accept_loop(l, false));
+        }
+        for l in bound.ws {
+            info!(addr = %l.local_addr()?, "listening (WebSocket)");
+            tasks.spawn(self.clone().accept_loop(l, true));
+        }
+        tokio::select! {
+            () = stop => info!("stopping"),
+            Some(r) = tasks.join_next() => {
+                if let Ok(Err(e)) = r {
+                    return Err(e);
+                }
+            }
+        }
+        tasks.abort_all();
+        Ok(())
+    }
+
+    async fn accept_loop(self, l: TcpListener, ws: bool) -> Result<()> {
+        loop {
+            let (stream, addr) = match l.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and the like: wait a little rather than spin.
+                    warn!("accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+                warn!(peer = %addr, "refused: at max_connections");
+                drop(stream);
+                continue;
+            };
+            let server = self.clone();
+            tokio::spawn(async move {
+                server.connection(stream, addr, ws).await;
+                drop(permit);
+            });
+        }
+    }
+
+    async fn connection(self, stream: TcpStream, addr: SocketAddr, ws: bool) {
+        let (rx, tx) = if ws {
+            match tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                tokio_tungstenite::accept_async_with_config(stream, Some(transport::ws_config())),
+            )
+            .await
+            {
+                Ok(Ok(ws)) => transport::websocket(ws),
+                Ok(Err(e)) => {
+                    warn!(peer = %addr, "refused: WebSocket upgrade failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    warn!(peer = %addr, "refused: WebSocket upgrade timed out");
+                    return;
+                }
+            }
+        } else {
+            transport::tcp(stream)
+        };
+        self.tunnel(rx, tx, addr.to_string()).await;
+    }
+
+    /// Runs one accepted connection to its end.
+    pub async fn tunnel(&self, rx: Rx, tx: Tx, peer: String) {
+        let cx = TunnelContext {
+            store: self.store.clone(),
+            peer: peer.clone().into(),
+            ratchet_every: self.ratchet_every,
+            counters: None,
+            listener: Some(self.listener.clone()),
+            linger: None,
+        };
+        let mut d = Driver::new(self.listener.accept(now()), rx, tx, cx);
+        if let Err(end) = d.handshake().await {
+            let keyid = d.connection().peer_keyid().map(hex::encode);
+            match &end {
+                End::Failed {
+                    code,
+                    reason,
+                    by_peer,
+                    zero_key,
+                } => {
+                    if *zero_key {
+                        warn!(peer = %peer, keyid = keyid.as_deref().unwrap_or("?"), code = %code_hex(*code),
+                            "handshake refused: the client sent an all-zero McEliece public key (a known defect of the C reference's key generation); it may connect again");
+                    } else {
+                        warn!(peer = %peer, keyid = keyid.as_deref().unwrap_or("?"), code = %code_hex(*code), by_peer,
+                            "handshake refused: {reason}");
+                    }
+                }
+                other => {
+                    info!(peer = %peer, keyid = keyid.as_deref().unwrap_or("?"), "handshake ended: {}", describe(other));
+                }
+            }
+            d.shutdown().await;
+            return;
+        }
+        let Some(keyid) = d.connection().keys().map(|k| *k.local.keyid()) else {
+            return;
+        };
+        let (name, target) = self
+            .targets
+            .get(&keyid)
+            .cloned()
+            .unwrap_or((None, Target::Echo));
+        let local = match open_target(&target).await {
+            Ok(l) => l,
+            Err(e) => {
+                error!(peer = %peer, keyid = %hex::encode(keyid), target = %target, "cannot reach the forward target: {e:#}");
+                let end = d.pump(Local::Echo).await;
+                debug!("{end:?}");
+                d.shutdown().await;
+                return;
+            }
+        };
+        debug!(peer = %peer, name = name.as_deref().unwrap_or(""), target = %target, "forwarding");
+        let end = d.pump(local).await;
+        info!(peer = %peer, keyid = %hex::encode(keyid), "tunnel ended: {}", describe(&end));
+        d.shutdown().await;
+    }
+}
+
+/// Opens the local side for a target.
+pub async fn open_target(t: &Target) -> Result<Local> {
+    Ok(match t {
+        Target::Echo => Local::Echo,
+        Target::Tcp(addr) => {
+            let s = TcpStream::connect(addr.as_str())
+                .await
+                .with_context(|| format!("connecting to {addr}"))?;
+            let _ = s.set_nodelay(true);
+            let (rd, wr) = s.into_split();
+            Local::Stream {
+                rd: Box::new(rd),
+                wr: Box::new(wr),
+            }
+        }
+        Target::Unix(path) => {
+            #[cfg(unix)]
+            {
+                let s = tokio::net::UnixStream::connect(path)
+                    .await
+                    .with_context(|| format!("connecting to {}", path.display()))?;
+                let (rd, wr) = s.into_split();
+                Local::Stream {
+                    rd: Box::new(rd),
+                    wr: Box::new(wr),
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                anyhow::bail!("unix sockets need a unix system: {}", path.display())
+            }
+        }
+    })
+}
+
+/// Binds a TCP listener; an IPv6 address is bound IPv6-only so that `0.0.0.0` and `[::]`
+/// can be listened on side by side, as nginx and WireGuard do.
+pub fn bind(addr: SocketAddr) -> Result<TcpListener> {
+    let socket = if addr.is_ipv6() {
+        let s = tokio::net::TcpSocket::new_v6()?;
+        set_only_v6(&s)?;
+        s
+    } else {
+        tokio::net::TcpSocket::new_v4()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket
+        .bind(addr)
+        .with_context(|| format!("binding {addr}"))?;
+    socket
+        .listen(1024)
+        .with_context(|| format!("listening on {addr}"))
+}
+
+fn set_only_v6(s: &tokio::net::TcpSocket) -> Result<()> {
+    let sock = socket2::SockRef::from(s);
+    sock.set_only_v6(true).context("IPV6_V6ONLY")
+}

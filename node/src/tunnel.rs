@@ -1,0 +1,714 @@
+//! One tunnel: an engine [`Connection`] on a transport, and the plaintext stream it carries.
+//!
+//! The engine decides, this carries bytes (quinn's endpoint driver around quinn-proto): one
+//! task feeds what the transport delivers into [`Connection::handle_bytes`], writes the
+//! packets it hands out, stores each new record of the secrets before the packet after it
+//! leaves, arms the timer it asks for, and moves plaintext between the session and the local
+//! stream (a forwarded socket, stdio, or the peer itself for `--echo`).
+//!
+//! Back-pressure: each direction has a bounded queue ([`QUEUE_LIMIT`]). The tunnel is read
+//! only while the local stream keeps up, and the local stream only while the tunnel does,
+//! so a slow reader slows its own sender and nothing else. Reading the tunnel never waits
+//! on the tunnel's own writes (except in echo mode, where what is read is written back), so
+//! two peers cannot deadlock writing to each other.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use dktp::connection::Connection;
+use dktp::generation::{Generations, SecretsChange, SecretsUpdate};
+use dktp::listener::Listener;
+use dktp::pq::OsEntropy;
+use dktp::session::{Direction, Event, Output};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::store::Store;
+use crate::transport::{OutQueue, Rx, Tx};
+use crate::util::{code_hex, now};
+
+/// Bytes a direction may hold before its source is no longer read.
+pub const QUEUE_LIMIT: usize = 1 << 20;
+
+/// The largest plaintext one data packet carries (0x10000 less the 64-byte tag).
+pub const MAX_PAYLOAD: usize = 0x10000 - 64;
+
+/// The plaintext side of a tunnel.
+pub enum Local {
+    /// A byte stream: a forwarded socket, a `-L` connection, stdio.
+    Stream {
+        /// What to send through the tunnel.
+        rd: Box<dyn AsyncRead + Unpin + Send>,
+        /// Where received plaintext goes.
+        wr: Box<dyn AsyncWrite + Unpin + Send>,
+    },
+    /// Every message goes back to the peer (`dktp serve --echo`).
+    Echo,
+}
+
+/// How a tunnel ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// An orderly close (0x1B), by this side or the peer.
+    Closed {
+        /// Whether the peer closed.
+        by_peer: bool,
+    },
+    /// The connection failed with this DKTP code (sent or received).
+    Failed {
+        /// The code.
+        code: u8,
+        /// Whether the peer reported it.
+        by_peer: bool,
+        /// Why, as the engine or the transport put it.
+        reason: String,
+        /// The peer sent an all-zero McEliece public key (FACTS §11.5): a defect of the
+        /// reference's key generation that the next connection most likely does not hit.
+        zero_key: bool,
+    },
+    /// The transport ended or failed without a DKTP close.
+    Transport(String),
+}
+
+/// What a tunnel needs besides its connection and transport.
+#[derive(Clone)]
+pub struct Context {
+    /// Where records of the secrets are stored (keyed by the local key id).
+    pub store: Store,
+    /// Who is on the other end, for the logs (an address).
+    pub peer: Arc<str>,
+    /// Start an asymmetric ratchet this often.
+    pub ratchet_every: Option<Duration>,
+    /// Counts data bytes, if someone watches.
+    pub counters: Option<Arc<Counters>>,
+    /// A server's listener (whose record of the peer the engine keeps current).
+    pub listener: Option<Listener>,
+    /// After the local stream ends, keep delivering what the peer sends until it has been
+    /// quiet this long, then close (`None`: close at once). DKTP has no half-close, so a
+    /// client that shuts down its sending side would otherwise lose the answer.
+    pub linger: Option<Duration>,
+}
+
+/// Bytes moved, for the demo and (later) metrics.
+#[derive(Default, Debug)]
+pub struct Counters {
+    /// Plaintext bytes sent into tunnels.
+    pub tx_bytes: AtomicU64,
+    /// Plaintext bytes received from tunnels.
+    pub rx_bytes: AtomicU64,
+}
+
+/// A connection being driven.
+pub struct Driver {
+    conn: Connection,
+    rx: Rx,
+    tx: Tx,
+    cx: Context,
+    to_peer: OutQueue,
+    to_local: OutQueue,
+    rx_done: bool,
+    echo: bool,
+    end: Option<End>,
+    last_error: Option<String>,
+    /// The secrets could not be stored: nothing more may be written.
+    dead: bool,
+    /// The record this connection last stored (or started from).
+    record: Option<Generations>,
+    /// The engine refused an all-zero McEliece key from the peer.
+    zero_key: bool,
+    /// The local key id of the pair, once known (a server learns it from the first packet;
+    /// the engine forgets the keys when a handshake fails, and the record of that failure
+    /// must still be stored).
+    keyid: Option<[u8; 16]>,
+    /// Messages received so far.
+    messages: u64,
+    /// Plaintext waiting for our outstanding ratchet to complete (no data may be sent
+    /// between a ratchet request and its response, FACTS §8).
+    held: OutQueue,
+}
+
+impl Driver {
+    /// Drives `conn` (a fresh client or server connection) over `rx`/`tx`.
+    pub fn new(conn: Connection, rx: Rx, tx: Tx, cx: Context) -> Driver {
+        let keyid = conn.keys().map(|k| *k.local.keyid());
+        Driver {
+            keyid,
+            conn,
+            rx,
+            tx,
+            cx,
+            to_peer: OutQueue::default(),
+            to_local: OutQueue::default(),
+            rx_done: false,
+            echo: false,
+            end: None,
+            last_error: None,
+            dead: false,
+            record: None,
+            zero_key: false,
+            held: OutQueue::default(),
+            messages: 0,
+        }
+    }
+
+    /// Sets the record the connection starts from (a client's `connect_with`): the store
+    /// must still hold it when the first new record is stored.
+    pub fn starting_from(mut self, record: Generations) -> Driver {
+        self.record = Some(record);
+        self
+    }
+
+    /// The connection.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Runs the handshake to its end: `Ok(())` once established, else how it ended (after
+    /// writing what the engine had for the peer: its error packet).
+    pub async fn handshake(&mut self) -> Result<(), End> {
+        self.drain().await?;
+        loop {
+            if self.conn.is_established() {
+                return Ok(());
+            }
+            if let Some(end) = self.finished() {
+                self.flush_peer().await;
+                return Err(end);
+            }
+            let timer = self.timer();
+            let Driver {
+                conn,
+                rx,
+                tx,
+                to_peer,
+                rx_done,
+                ..
+            } = self;
+            tokio::select! {
+                r = tx.write_step(to_peer), if !to_peer.is_empty() => {
+                    if let Err(e) = r {
+                        return Err(End::Transport(format!("write: {e}")));
+                    }
+                    continue;
+                }
+                r = rx.read(), if !*rx_done => {
+                    let (r, why) = feed(conn, r, rx_done);
+                    self.note(r);
+                    if why.is_some() {
+                        self.last_error = why;
+                    }
+                }
+                () = sleep_until(timer) => {
+                    let r = self.conn.handle_timeout(now());
+                    self.note(r);
+                }
+            }
+            self.drain().await?;
+        }
+    }
+
+    /// Moves data between the session and `local` until either ends; returns how the tunnel
+    /// ended. Call after [`handshake`](Self::handshake).
+    pub async fn pump(&mut self, local: Local) -> End {
+        let r = self.pump_inner(local).await;
+        match r {
+            Ok(end) | Err(end) => end,
+        }
+    }
+
+    async fn pump_inner(&mut self, local: Local) -> Result<End, End> {
+        let (mut lrd, mut lwr) = match local {
+            Local::Stream { rd, wr } => (Some(rd), Some(wr)),
+            Local::Echo => {
+                self.echo = true;
+                (None, None)
+            }
+        };
+        // Echo any message that arrived with the handshake's last packet.
+        if self.echo {
+            while let Some(m) = self.to_local.pop() {
+                self.send(&m)?;
+            }
+        }
+        self.drain().await?;
+        let mut lbuf = vec![0u8; MAX_PAYLOAD];
+        let mut local_done = lrd.is_none();
+        let mut ratchet_at = self.cx.ratchet_every.map(|d| Instant::now() + d);
+        let mut linger_at: Option<Instant> = None;
+        loop {
+            if let Some(end) = self.finished() {
+                self.flush_peer().await;
+                if let Some(w) = lwr.as_mut() {
+                    flush_local(&mut self.to_local, w).await;
+                }
+                return Ok(end);
+            }
+            let timer = self.timer();
+            let echo = self.echo;
+            let Driver {
+                conn,
+                rx,
+                tx,
+                to_peer,
+                to_local,
+                rx_done,
+                ..
+            } = self;
+            let read_tunnel = !*rx_done
+                && to_local.bytes() < QUEUE_LIMIT
+                && (!echo || to_peer.bytes() < QUEUE_LIMIT);
+            let can_read_local =
+                !local_done && to_peer.bytes() < QUEUE_LIMIT && self.held.bytes() < QUEUE_LIMIT;
+            tokio::select! {
+                r = tx.write_step(to_peer), if !to_peer.is_empty() => {
+                    if let Err(e) = r {
+                        return Err(End::Transport(format!("write: {e}")));
+                    }
+                    continue;
+                }
+                r = write_local(lwr.as_mut(), to_local), if lwr.is_some() && !to_local.is_empty() => {
+                    if let Err(e) = r {
+                        // The local side went away: close the tunnel in order.
+                        debug!(peer = %self.cx.peer, "local write: {e}");
+                        lwr = None;
+                        local_done = true;
+                        let r = self.conn.close(now());
+                        self.note(r);
+                    }
+                    continue;
+                }
+                r = rx.read(), if read_tunnel => {
+                    let (r, why) = feed(conn, r, rx_done);
+                    self.note(r);
+                    if why.is_some() {
+                        self.last_error = why;
+                    }
+                }
+                r = read_local(lrd.as_mut(), &mut lbuf), if can_read_local => {
+                    match r {
+                        Ok(0) | Err(_) => {
+                            local_done = true;
+                            lrd = None;
+                            match self.cx.linger {
+                                Some(d) if lwr.is_some() => linger_at = Some(Instant::now() + d),
+                                _ => {
+                                    let r = self.conn.close(now());
+                                    self.note(r);
+                                }
+                            }
+                        }
+                        Ok(n) => {
+                            self.send(&lbuf[..n])?;
+                        }
+                    }
+                }
+                () = sleep_until(linger_at), if linger_at.is_some() && to_local.is_empty() => {
+                    linger_at = None;
+                    let r = self.conn.close(now());
+                    self.note(r);
+                }
+                () = sleep_until(ratchet_at), if ratchet_at.is_some() => {
+                    ratchet_at = self.cx.ratchet_every.map(|d| Instant::now() + d);
+                    self.ratchet().await;
+                }
+                () = sleep_until(timer) => {
+                    let r = self.conn.handle_timeout(now());
+                    self.note(r);
+                }
+            }
+            let seen = self.messages;
+            self.drain().await?;
+            // Lingering: each message from the peer (not its control packets) restarts the
+            // wait.
+            if let (Some(_), Some(d), true) = (linger_at, self.cx.linger, self.messages != seen) {
+                linger_at = Some(Instant::now() + d);
+            }
+        }
+    }
+
+    /// Starts an asymmetric ratchet if the configuration and the session allow one now.
+    pub async fn ratchet(&mut self) {
+        let Some(s) = self.conn.session() else {
+            return;
+        };
+        if !s.config().asymmetric_ratchet_possible() {
+            debug!(peer = %self.cx.peer, "no asymmetric ratchet in {}", s.config());
+            return;
+        }
+        if s.ratchet_outstanding() {
+            return;
+        }
+        if !self.is_current().await {
+            info!(peer = %self.cx.peer, "skipping the ratchet: a newer session of this pair holds the secrets");
+            return;
+        }
+        let r = self.conn.start_ratchet(now(), &mut OsEntropy);
+        if r.is_ok() {
+            debug!(peer = %self.cx.peer, "asymmetric ratchet requested");
+        }
+        self.note(r);
+    }
+
+    fn ratchet_outstanding(&self) -> bool {
+        self.conn.session().is_some_and(|s| s.ratchet_outstanding())
+    }
+
+    fn send(&mut self, plain: &[u8]) -> Result<(), End> {
+        for chunk in plain.chunks(MAX_PAYLOAD) {
+            if self.ratchet_outstanding() || !self.held.is_empty() {
+                self.held.push(chunk.to_vec());
+                continue;
+            }
+            let r = self.conn.send(chunk, now());
+            if r.is_err() {
+                self.note(r);
+                return Ok(());
+            }
+            if let Some(c) = &self.cx.counters {
+                c.tx_bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    fn note(&mut self, r: Result<(), dktp::Error>) {
+        if let Err(e) = r {
+            self.zero_key |= matches!(
+                e,
+                dktp::Error::Crypto(dktp::error::CryptoFailure::ZeroPublicKey)
+            );
+            self.last_error = Some(e.to_string());
+        }
+    }
+
+    fn timer(&self) -> Option<Instant> {
+        let at = self.conn.poll_timeout()?;
+        let secs = at.saturating_sub(now());
+        Some(Instant::now() + Duration::from_secs(secs))
+    }
+
+    /// How the connection ended, once it has (and the transport, if the peer left without a
+    /// close).
+    fn finished(&mut self) -> Option<End> {
+        if self.end.is_some() {
+            return self.end.clone();
+        }
+        if self.conn.is_closed() {
+            return Some(End::Transport(
+                self.last_error.clone().unwrap_or_else(|| "closed".into()),
+            ));
+        }
+        if self.rx_done && self.to_peer.is_empty() {
+            return Some(End::Transport(
+                self.last_error
+                    .clone()
+                    .unwrap_or_else(|| "the peer closed the stream".into()),
+            ));
+        }
+        None
+    }
+
+    /// Takes what the engine hands out: packets to the peer's queue, messages to the local
+    /// queue (or back to the peer when echoing), records of the secrets to the store (before
+    /// any later packet is queued).
+    async fn drain(&mut self) -> Result<(), End> {
+        loop {
+            self.drain_once().await?;
+            if self.held.is_empty() || self.ratchet_outstanding() || !self.conn.is_established() {
+                return Ok(());
+            }
+            while let Some(m) = self.held.pop() {
+                let r = self.conn.send(&m, now());
+                if r.is_err() {
+                    self.note(r);
+                    self.held = OutQueue::default();
+                    return self.drain_once().await;
+                }
+                if let Some(c) = &self.cx.counters {
+                    c.tx_bytes.fetch_add(m.len() as u64, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    async fn drain_once(&mut self) -> Result<(), End> {
+        if self.keyid.is_none() {
+            self.keyid = self.conn.keys().map(|k| *k.local.keyid());
+        }
+        while let Some(out) = self.conn.poll_output() {
+            match out {
+                Output::Transmit(p) => {
+                    let control = p.first().is_some_and(|&flag| flag != 0x04);
+                    self.to_peer.push(p);
+                    if control && crash_hook_armed() {
+                        // Control packets (handshake, ratchet, close) are written at once so
+                        // that the crash hook's steps are the protocol's.
+                        self.flush_peer().await;
+                        crash_step("sent a control packet");
+                    }
+                }
+                Output::Event(Event::Secrets(update)) => self.persist(update).await?,
+                Output::Event(Event::Message(m)) => {
+                    self.messages += 1;
+                    if let Some(c) = &self.cx.counters {
+                        c.rx_bytes.fetch_add(m.len() as u64, Ordering::Relaxed);
+                    }
+                    if self.echo {
+                        self.send(&m)?;
+                    } else {
+                        self.to_local.push(m.into_vec());
+                    }
+                }
+                Output::Event(Event::Established) => {
+                    if let Some(s) = self.conn.session() {
+                        info!(
+                            peer = %self.cx.peer,
+                            keyid = %hex::encode(s.keys().local.keyid()),
+                            config = %s.config(),
+                            generation = s.generations().latest().number(),
+                            "tunnel established"
+                        );
+                    }
+                }
+                Output::Event(Event::RatchetCompleted(d)) => {
+                    let which = match d {
+                        Direction::Transmit => "transmit",
+                        Direction::Receive => "receive",
+                    };
+                    info!(peer = %self.cx.peer, channel = which, "asymmetric ratchet completed");
+                }
+                Output::Event(Event::Closed { code, by_peer }) => {
+                    self.end = Some(if code == 0x1b {
+                        End::Closed { by_peer }
+                    } else {
+                        End::Failed {
+                            code,
+                            by_peer,
+                            reason: self.last_error.clone().unwrap_or_else(|| {
+                                format!("the peer reported error {}", code_hex(code))
+                            }),
+                            zero_key: self.zero_key,
+                        }
+                    });
+                }
+                Output::Event(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn persist(&mut self, update: SecretsUpdate) -> Result<(), End> {
+        let Some(keyid) = self
+            .keyid
+            .or_else(|| self.conn.keys().map(|k| *k.local.keyid()))
+        else {
+            return Err(End::Transport(
+                "a secrets record before the keys were known".into(),
+            ));
+        };
+        self.keyid = Some(keyid);
+        crash_step("about to store a record");
+        let store = self.cx.store.clone();
+        let record = update.record.clone();
+        let expected = self.record.clone();
+        let saved =
+            tokio::task::spawn_blocking(move || store.save_if(&keyid, expected.as_ref(), &record))
+                .await
+                .map_err(|e| anyhow!("store task: {e}"))
+                .and_then(|r| r)
+                .and_then(|stored| {
+                    if stored {
+                        Ok(())
+                    } else {
+                        Err(anyhow!(
+                            "another session of this pair advanced the secrets first (one live \
+                     secret chain per pair: this session is stale)"
+                        ))
+                    }
+                });
+        if let Err(e) = saved {
+            self.restore_listener_record(&keyid).await;
+            // Nothing that commits to the new secrets may leave now: drop the connection.
+            warn!(peer = %self.cx.peer, keyid = %hex::encode(keyid), "cannot store the secrets, dropping the connection: {e:#}");
+            self.dead = true;
+            self.to_peer = OutQueue::default();
+            return Err(End::Transport(format!("store: {e:#}")));
+        }
+        crash_step("stored a record");
+        self.record = Some(update.record.clone());
+        let change = match update.change {
+            SecretsChange::Pending => "pending",
+            SecretsChange::Confirmed => "confirmed",
+            SecretsChange::Discarded => "discarded",
+            _ => "changed",
+        };
+        debug!(
+            peer = %self.cx.peer,
+            keyid = %hex::encode(keyid),
+            change,
+            generation = update.record.latest().number(),
+            "secrets stored"
+        );
+        Ok(())
+    }
+
+    /// After a refused store: the engine already gave the listener (on a server) the
+    /// refused record; put the stored one back.
+    async fn restore_listener_record(&mut self, keyid: &[u8; 16]) {
+        let Some(listener) = self.cx.listener.clone() else {
+            return;
+        };
+        let store = self.cx.store.clone();
+        let id = *keyid;
+        if let Ok(Ok(Some(entry))) = tokio::task::spawn_blocking(move || store.get(&id)).await {
+            listener.set_secrets(keyid, entry.secrets);
+        }
+    }
+
+    /// Whether the store still holds the record this session last stored: only then may it
+    /// start a ratchet (which advances the secrets from this session's generation).
+    fn is_current(&self) -> impl std::future::Future<Output = bool> + Send + 'static {
+        let keyid = self.conn.keys().map(|k| *k.local.keyid());
+        let mine = self.record.clone();
+        let store = self.cx.store.clone();
+        async move {
+            let (Some(keyid), Some(mine)) = (keyid, mine) else {
+                return false;
+            };
+            matches!(
+                tokio::task::spawn_blocking(move || store.get(&keyid)).await,
+                Ok(Ok(Some(entry))) if entry.secrets == mine
+            )
+        }
+    }
+
+    async fn flush_peer(&mut self) {
+        while !self.dead && !self.to_peer.is_empty() {
+            if self.tx.write_step(&mut self.to_peer).await.is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Ends the transport: everything queued, then FIN or a close frame.
+    pub async fn shutdown(mut self) {
+        self.flush_peer().await;
+        if !self.dead {
+            self.tx.shutdown().await;
+        }
+    }
+}
+
+/// Hands what the transport read to the connection: bytes, the end of the stream, or (with
+/// the transport's reason, which is the one to report) a failed read.
+fn feed(
+    conn: &mut Connection,
+    read: std::io::Result<Option<&[u8]>>,
+    rx_done: &mut bool,
+) -> (Result<(), dktp::Error>, Option<String>) {
+    match read {
+        Ok(Some(bytes)) => (conn.handle_bytes(bytes, now(), &mut OsEntropy), None),
+        Ok(None) => {
+            *rx_done = true;
+            (conn.handle_end_of_stream(now(), &mut OsEntropy), None)
+        }
+        Err(e) => {
+            *rx_done = true;
+            let _ = conn.handle_end_of_stream(now(), &mut OsEntropy);
+            (Ok(()), Some(format!("read: {e}")))
+        }
+    }
+}
+
+async fn write_local(
+    w: Option<&mut Box<dyn AsyncWrite + Unpin + Send>>,
+    q: &mut OutQueue,
+) -> std::io::Result<()> {
+    let (Some(w), Some(front)) = (w, q.front()) else {
+        return Ok(());
+    };
+    let n = w.write(front).await?;
+    if n == 0 {
+        return Err(std::io::ErrorKind::WriteZero.into());
+    }
+    q.advance(n);
+    if q.is_empty() {
+        w.flush().await?;
+    }
+    Ok(())
+}
+
+async fn flush_local(q: &mut OutQueue, w: &mut Box<dyn AsyncWrite + Unpin + Send>) {
+    while !q.is_empty() {
+        if write_local(Some(w), q).await.is_err() {
+            return;
+        }
+    }
+    let _ = w.flush().await;
+    let _ = w.shutdown().await;
+}
+
+async fn read_local(
+    r: Option<&mut Box<dyn AsyncRead + Unpin + Send>>,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    match r {
+        Some(r) => r.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Describes an [`End`] for a log line.
+pub fn describe(end: &End) -> String {
+    match end {
+        End::Closed { by_peer: true } => "closed by the peer".into(),
+        End::Closed { by_peer: false } => "closed".into(),
+        End::Failed {
+            code,
+            by_peer: true,
+            reason,
+            ..
+        } => format!("{reason} ({} from the peer)", code_hex(*code)),
+        End::Failed { code, reason, .. } => format!("failed with {}: {reason}", code_hex(*code)),
+        End::Transport(why) => format!("transport ended: {why}"),
+    }
+}
+
+/// The test-only crash hook: with `DKTP_TEST_CRASH_AT=N` in the environment the process
+/// aborts (no cleanup, like `kill -9`) at the N-th step: each record about to be stored,
+/// each record stored, each control packet written. Crash-injection tests use it to stop a
+/// peer at every point of a handshake and a ratchet.
+pub fn crash_step(what: &str) {
+    static STEP: AtomicU64 = AtomicU64::new(0);
+    let Some(at) = crash_at() else {
+        return;
+    };
+    let step = STEP.fetch_add(1, Ordering::SeqCst) + 1;
+    if step == at {
+        eprintln!("dktp: DKTP_TEST_CRASH_AT={at}: aborting at step {step} ({what})");
+        std::process::abort();
+    }
+}
+
+fn crash_at() -> Option<u64> {
+    static AT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *AT.get_or_init(|| {
+        std::env::var("DKTP_TEST_CRASH_AT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    })
+}
+
+fn crash_hook_armed() -> bool {
+    crash_at().is_some()
+}
