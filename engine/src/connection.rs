@@ -173,6 +173,8 @@ pub struct Connection {
     last_activity: u64,
     /// Whether the close event was queued.
     closed: bool,
+    /// The key id a server connection's connect request named, refused or not.
+    requested: Option<[u8; crate::peer_key::KEYID_SIZE]>,
 }
 
 impl core::fmt::Debug for Connection {
@@ -247,6 +249,7 @@ impl Connection {
             listener: None,
             last_activity: now,
             closed: false,
+            requested: None,
         }
     }
 
@@ -429,6 +432,10 @@ impl Connection {
                 let Some(listener) = self.listener.clone() else {
                     return Err(self.handshake_failed(Misuse::WrongState.into(), now));
                 };
+                self.requested = packet
+                    .get(HEADER_LEN..HEADER_LEN + crate::peer_key::KEYID_SIZE)
+                    .filter(|_| packet.first() == Some(&packet::Flag::ConnectRequest.as_u8()))
+                    .and_then(|id| id.try_into().ok());
                 listener.first_packet(&packet, now, rng).map(|f| {
                     // The configuration is known now: its own deadline.
                     self.deadline = self
@@ -598,6 +605,12 @@ impl Connection {
     /// a server after the connect request).
     pub fn peer_keyid(&self) -> Option<&[u8; crate::peer_key::KEYID_SIZE]> {
         self.keys().map(|k| k.remote.keyid())
+    }
+
+    /// On a server: the key id (of this server's key) that the peer's connect request
+    /// named, whether or not the listener knew it: for the logs of a refusal. Untrusted.
+    pub fn requested_keyid(&self) -> Option<&[u8; crate::peer_key::KEYID_SIZE]> {
+        self.requested.as_ref()
     }
 
     /// The keys in use, once known.

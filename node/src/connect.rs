@@ -25,6 +25,14 @@ use crate::transport;
 use crate::tunnel::{Context as TunnelContext, Counters, Driver, End, Local, describe};
 use crate::util::{now, random_unit};
 
+/// How long opening the transport (TCP connect, WebSocket upgrade) may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Immediate retries after all-zero McEliece keys before the normal backoff applies again
+/// (a real defect hits one key generation in tens; a server that always sends them is
+/// broken, and must not be hammered).
+const ZERO_KEY_RETRIES: u32 = 3;
+
 /// How long a tunnel waits, after the local stream ended, for more from the server before
 /// it closes (like `nc -q`): each arrival restarts the wait.
 pub const DEFAULT_LINGER: Duration = Duration::from_secs(2);
@@ -174,20 +182,26 @@ impl Client {
 
     /// One attempt: the transport, then the handshake (one per pair at a time).
     pub async fn attempt(&self) -> Result<Driver, End> {
+        let timed_out = || End::Transport(format!("connecting to {}: timed out", self.server));
         let (rx, tx) = match &self.server {
             ServerAddr::Tcp(a) => {
-                let s = TcpStream::connect(a.as_str())
+                let s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(a.as_str()))
                     .await
+                    .map_err(|_| timed_out())?
                     .map_err(|e| End::Transport(format!("connecting to {a}: {e}")))?;
                 transport::tcp(s)
             }
             ServerAddr::Ws(url) => {
-                let (ws, _) = tokio_tungstenite::connect_async_with_config(
-                    url.as_str(),
-                    Some(transport::ws_config()),
-                    true,
+                let (ws, _) = tokio::time::timeout(
+                    CONNECT_TIMEOUT,
+                    tokio_tungstenite::connect_async_with_config(
+                        url.as_str(),
+                        Some(transport::ws_config()),
+                        true,
+                    ),
                 )
                 .await
+                .map_err(|_| timed_out())?
                 .map_err(|e| End::Transport(format!("connecting to {url}: {e}")))?;
                 transport::websocket(ws)
             }
@@ -249,6 +263,7 @@ impl Client {
     pub async fn establish(&self) -> Result<Driver> {
         let mut wait = self.backoff.initial;
         let mut attempt = 0u32;
+        let mut zero_keys = 0u32;
         loop {
             attempt += 1;
             let end = match self.attempt().await {
@@ -259,7 +274,8 @@ impl Client {
             if self.backoff.attempts.is_some_and(|n| attempt >= n) {
                 bail!("giving up after {attempt} attempt(s): {}", describe(&end));
             }
-            if zero_key {
+            zero_keys = if zero_key { zero_keys + 1 } else { 0 };
+            if zero_key && zero_keys <= ZERO_KEY_RETRIES {
                 warn!(server = %self.server, "the server sent an all-zero McEliece public key (a known defect of the C reference's key generation); connecting again at once");
                 continue;
             }
@@ -337,5 +353,114 @@ pub async fn stdio(client: Client) -> Result<()> {
     match client.tunnel(local).await? {
         End::Closed { .. } => Ok(()),
         other => Err(anyhow!("{}", describe(&other))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ServeConfig, Target};
+    use crate::serve::Server;
+    use dktp::config::Config;
+    use dktp::packet::HEADER_LEN;
+    use dktp::transcript::message_hash;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn read_packet(s: &mut TcpStream) -> Vec<u8> {
+        let mut p = vec![0u8; HEADER_LEN];
+        s.read_exact(&mut p).await.expect("header");
+        let len = u32::from_le_bytes([p[1], p[2], p[3], p[4]]) as usize;
+        p.resize(HEADER_LEN + len, 0);
+        s.read_exact(&mut p[HEADER_LEN..]).await.expect("body");
+        p
+    }
+
+    /// A server whose first connect response carries an all-zero McEliece key, correctly
+    /// signed (what the C reference's key generation sometimes produces); the client must
+    /// connect again at once, not after its backoff (a minute here).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_all_zero_mceliece_key_from_the_server_is_retried_at_once() {
+        let config: Config = "dilithium-s1_mceliece-s1_sha3_rcs".parse().expect("config");
+        let (server_keys, client_keys) = crate::demo::pair(config, 7).expect("keys");
+        let dir = std::env::temp_dir().join(format!("dktp-zero-key-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cfg = ServeConfig {
+            listen: vec![],
+            default_listen: false,
+            ws: vec![],
+            store: dir.join("srv.redb"),
+            forward: Target::Echo,
+            ratchet_every: None,
+            handshake_timeout: None,
+            idle_timeout: None,
+            max_connections: 8,
+            peers: vec![],
+        };
+        let server = Server::with_keys(
+            &cfg,
+            Store::open(&dir.join("srv.redb")).expect("store"),
+            vec![server_keys.clone()],
+        )
+        .expect("server");
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let fake = tokio::spawn(async move {
+            // The first connection: a genuine response with its key zeroed and re-signed.
+            let (mut s, _) = l.accept().await.expect("accept");
+            let request = read_packet(&mut s).await;
+            let mut conn = server.listener().accept(now());
+            conn.handle_bytes(&request, now(), &mut OsEntropy)
+                .expect("request");
+            let Some(dktp::session::Output::Transmit(response)) = conn.poll_output() else {
+                panic!("no connect response");
+            };
+            let (sph, _) = response.split_at(HEADER_LEN);
+            let zero = vec![0u8; config.kem().sizes().public_key];
+            let signed = config
+                .sig()
+                .sign(
+                    server_keys.local.signing_key(),
+                    &message_hash(sph, &[&zero]),
+                    &mut OsEntropy,
+                )
+                .expect("sign");
+            let mut forged = sph.to_vec();
+            forged.extend_from_slice(&signed);
+            forged.extend_from_slice(&zero);
+            assert_eq!(forged.len(), response.len());
+            s.write_all(&forged).await.expect("write");
+            // The client's refusal: a plaintext error packet carrying 0x06.
+            let refusal = read_packet(&mut s).await;
+            assert_eq!((refusal[0], refusal.last().copied()), (0x12, Some(0x06)));
+            // Then a genuine server for the next connection.
+            let (s, a) = l.accept().await.expect("accept again");
+            let (rx, tx) = transport::tcp(s);
+            server.tunnel(rx, tx, a.to_string()).await;
+        });
+        let store = Store::open(&dir.join("cli.redb")).expect("store");
+        let client = Client::new(client_keys, store, ServerAddr::Tcp(addr.to_string()))
+            .expect("client")
+            .with_backoff(Backoff {
+                initial: Duration::from_secs(60),
+                max: Duration::from_secs(60),
+                attempts: Some(3),
+            })
+            .with_linger(Duration::ZERO);
+        let start = std::time::Instant::now();
+        let mut d = tokio::time::timeout(Duration::from_secs(25), client.establish())
+            .await
+            .expect("reconnected well before the backoff's 30 s at least")
+            .expect("established");
+        assert!(start.elapsed() < Duration::from_secs(25));
+        let end = d
+            .pump(Local::Stream {
+                rd: Box::new(tokio::io::empty()),
+                wr: Box::new(tokio::io::sink()),
+            })
+            .await;
+        assert_eq!(end, End::Closed { by_peer: false });
+        d.shutdown().await;
+        fake.await.expect("fake server");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -224,7 +224,10 @@ impl Server {
         };
         let mut d = Driver::new(self.listener.accept(now()), rx, tx, cx);
         if let Err(end) = d.handshake().await {
-            let keyid = d.connection().peer_keyid().map(hex::encode);
+            let keyid = d
+                .keyid()
+                .or_else(|| d.connection().requested_keyid().copied())
+                .map(hex::encode);
             match &end {
                 End::Failed {
                     code,

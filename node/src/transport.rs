@@ -140,10 +140,16 @@ impl Tx {
     }
 }
 
-/// Splits a TCP stream (with `TCP_NODELAY`: packets are written whole and small ones must
-/// not wait).
+/// Splits a TCP stream, with `TCP_NODELAY` (packets are written whole and small ones must
+/// not wait) and keepalives (a peer that vanished without a FIN is noticed in about two
+/// minutes, not at the 12 h idle timeout; a pair may hold several sessions, so a new one
+/// does not end the old).
 pub fn tcp(stream: TcpStream) -> (Rx, Tx) {
     let _ = stream.set_nodelay(true);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(std::time::Duration::from_secs(60))
+        .with_interval(std::time::Duration::from_secs(10));
+    let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
     let (rd, wr) = stream.into_split();
     (
         Rx::Tcp {

@@ -161,6 +161,12 @@ impl Driver {
         self
     }
 
+    /// The pair's local key id, once known.
+    pub fn keyid(&self) -> Option<[u8; 16]> {
+        self.keyid
+            .or_else(|| self.conn.keys().map(|k| *k.local.keyid()))
+    }
+
     /// The connection.
     pub fn connection(&self) -> &Connection {
         &self.conn

@@ -174,3 +174,57 @@ fn stdio_mode_echoes_and_exits_cleanly() {
     assert!(status.success(), "{}", client.log_text());
     assert_eq!(out, "ping through dktp\n");
 }
+
+#[test]
+fn a_config_file_forwards_a_peer_to_a_unix_socket() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixListener;
+    let dir = Dir::new("unix");
+    keys(&dir, "dilithium-s1_kyber-s1_sha3_rcs");
+    let sock = dir.path("app.sock");
+    let l = UnixListener::bind(&sock).expect("unix bind");
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    // The service answers in upper case, so an echo cannot pass for it.
+                    let up = buf[..n].to_ascii_uppercase();
+                    if s.write_all(&up).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    std::fs::write(
+        dir.path("serve.toml"),
+        format!(
+            "listen = [\"127.0.0.1:0\"]\nstore = \"srv.redb\"\nforward = \"echo\"\n\n\
+             [[peer]]\nname = \"terminal\"\nkey = \"srv.dskey\"\npeer = \"cli.dpkey\"\n\
+             forward = \"unix:{}\"\n",
+            sock.display()
+        ),
+    )
+    .expect("config");
+    let mut server = Proc::start(&dir, "server", &["serve", "--config", "serve.toml"], &[]);
+    let addr = server.wait_addr("listening (TCP)").to_string();
+    let mut client = Proc::start(
+        &dir,
+        "client",
+        &connecting(&addr, &["-L", "127.0.0.1:0", "--linger", "0"]),
+        &[],
+    );
+    let local = client.wait_addr("forwarding local connections");
+    let back = super::support::echo_through(local, b"modbus frame 0x03", T);
+    assert_eq!(back, b"MODBUS FRAME 0X03");
+    assert!(
+        server.log_text().contains("target=unix:"),
+        "{}",
+        server.log_text()
+    );
+}
