@@ -198,6 +198,16 @@ impl core::fmt::Debug for Connection {
     }
 }
 
+/// An ended connection with nothing queued: a placeholder, e.g. where a connection lent to
+/// a batch on another thread stood (`std::mem::take`).
+impl Default for Connection {
+    fn default() -> Connection {
+        let mut conn = Connection::new(State::Failed, Settings::default(), 0);
+        conn.closed = true;
+        conn
+    }
+}
+
 /// The codes with which a server refuses an establish request whose keys it does not hold
 /// (FACTS §5: a stale secret fails with 0x07 or 0x09).
 const REFUSED_ESTABLISH: [u8; 2] = [ErrorCode::Decryption as u8, ErrorCode::Exchange as u8];
@@ -263,9 +273,41 @@ impl Connection {
     /// Bytes after the failing packet are dropped.
     pub fn handle_bytes(
         &mut self,
+        bytes: &[u8],
+        now: u64,
+        rng: &mut dyn Entropy,
+    ) -> Result<(), Error> {
+        self.take_bytes(bytes, now, rng, None)
+    }
+
+    /// [`handle_bytes`](Self::handle_bytes) for a caller that opens its sessions' packets in
+    /// a [`Batch`](crate::batch::Batch) with those of other connections: the handshake is
+    /// handled here as usual, but once the session is established each whole packet is
+    /// appended to `packets`, in order and unopened. Open them in a batch on
+    /// [`batch_session`](Self::batch_session); then hand this connection, in order, each
+    /// [`Outcome::Control`](crate::batch::Outcome::Control) packet and every packet after it
+    /// ([`Outcome::Deferred`](crate::batch::Outcome::Deferred)) through
+    /// [`handle_packet`](Self::handle_packet), and a failed open's error through
+    /// [`fail`](Self::fail), which queues the reply the reference sends.
+    ///
+    /// # Errors
+    /// As [`handle_bytes`](Self::handle_bytes).
+    pub fn handle_bytes_batched(
+        &mut self,
+        bytes: &[u8],
+        now: u64,
+        rng: &mut dyn Entropy,
+        packets: &mut Vec<Vec<u8>>,
+    ) -> Result<(), Error> {
+        self.take_bytes(bytes, now, rng, Some(packets))
+    }
+
+    fn take_bytes(
+        &mut self,
         mut bytes: &[u8],
         now: u64,
         rng: &mut dyn Entropy,
+        mut deferred: Option<&mut Vec<Vec<u8>>>,
     ) -> Result<(), Error> {
         if self.is_closed() {
             return Err(Misuse::NotEstablished.into());
@@ -312,7 +354,10 @@ impl Connection {
                     None => continue,
                 }
             };
-            self.handle_packet(packet, now, rng)?;
+            match deferred.as_deref_mut() {
+                Some(out) if self.is_established() => out.push(packet),
+                _ => self.handle_packet(packet, now, rng)?,
+            }
         }
         Ok(())
     }
@@ -416,8 +461,12 @@ impl Connection {
         Err(error)
     }
 
-    /// Handles one whole packet (as framed).
-    fn handle_packet(
+    /// Handles one whole packet, as framed by [`handle_bytes_batched`](Self::handle_bytes_batched)
+    /// (the scalar path for what a batch hands back).
+    ///
+    /// # Errors
+    /// As [`handle_bytes`](Self::handle_bytes): the reply is already queued.
+    pub fn handle_packet(
         &mut self,
         packet: Vec<u8>,
         now: u64,
@@ -567,6 +616,20 @@ impl Connection {
         self.outbox.push_back(Output::Transmit(packet));
         self.queue_closed(ErrorCode::DisconnectRequest.as_u8(), false);
         Ok(())
+    }
+
+    /// The data phase of an open session, for a [`Batch`](crate::batch::Batch) turn at `now`
+    /// (it counts as activity for the idle timer). What the batch changes in the session (a
+    /// generation confirmed by the first packet after a commit) surfaces in
+    /// [`poll_output`](Self::poll_output).
+    pub fn batch_session(&mut self, now: u64) -> Option<&mut crate::batch::DataSession> {
+        match &mut self.state {
+            State::Established(s) if s.is_open() => {
+                self.last_activity = now;
+                Some(s.data_mut())
+            }
+            _ => None,
+        }
     }
 
     /// The session, once established (it stays readable after it ends, e.g. for its keys).

@@ -216,7 +216,10 @@ pub enum Error {
         code: u8,
     },
     /// This side refuses more handshakes for now (its replay memory is full of live
-    /// entries); the peer may retry later.
+    /// entries, or its admission check said no: [`Listener::set_admission`]); the peer may
+    /// retry later.
+    ///
+    /// [`Listener::set_admission`]: crate::listener::Listener::set_admission
     Overloaded,
     /// A deadline passed: the handshake did not complete in time, or the session saw no
     /// traffic for its idle timeout.
@@ -271,8 +274,8 @@ impl fmt::Display for Error {
                 ),
             },
             Self::Overloaded => f.write_str(
-                "too many handshakes within the replay window; retry in a minute or raise the \
-                 replay gate's capacity",
+                "too many handshakes for now (the server's handshake rate or the replay \
+                 window's capacity); retry later",
             ),
             Self::TimedOut { handshake: true } => f.write_str(
                 "the handshake did not complete before its deadline (the peer stalled or is too \

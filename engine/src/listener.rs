@@ -116,10 +116,14 @@ struct Shared {
     gate: ReplayGate,
 }
 
+/// The admission check of [`Listener::set_admission`].
+type Admission = Box<dyn Fn(&KeyId) -> bool + Send + Sync>;
+
 struct Inner {
     settings: Settings,
     shared: Mutex<Shared>,
     counters: Counters,
+    admission: std::sync::OnceLock<Admission>,
 }
 
 /// A concentrator's acceptor (see the module docs).
@@ -154,6 +158,7 @@ impl Listener {
                     gate,
                 }),
                 counters: Counters::default(),
+                admission: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -216,6 +221,17 @@ impl Listener {
         self.len() == 0
     }
 
+    /// Sets the check that admits a connect request to the expensive work: it runs after
+    /// the cheap checks passed (key id known, header, configuration, expiry, replay gate)
+    /// and before the client's signature is verified; `false` refuses the request with
+    /// [`Error::Overloaded`] (0x0B, hosts exceeded), which the client may retry. A
+    /// concentrator's handshake rate limit belongs here: it is then spent on known peers
+    /// only, and a flood of unknown or replayed requests cannot use it up. Set once;
+    /// returns `false` if a check was already set.
+    pub fn set_admission(&self, admit: impl Fn(&KeyId) -> bool + Send + Sync + 'static) -> bool {
+        self.inner.admission.set(Box::new(admit)).is_ok()
+    }
+
     /// Counters since the listener was made.
     pub fn stats(&self) -> ListenerStats {
         let c = &self.inner.counters;
@@ -250,9 +266,14 @@ impl Listener {
             let Shared { table, gate } = &mut *shared;
             state.screen(packet, now, table, gate)
         };
-        let screened = screened.inspect_err(|_| {
-            c.refused_early.fetch_add(1, Ordering::Relaxed);
-        })?;
+        let screened = screened
+            .and_then(|screened| match self.inner.admission.get() {
+                Some(admit) if !admit(screened.peer().keys.local.keyid()) => Err(Error::Overloaded),
+                _ => Ok(screened),
+            })
+            .inspect_err(|_| {
+                c.refused_early.fetch_add(1, Ordering::Relaxed);
+            })?;
         let answered = screened.verify().and_then(|hm1| {
             self.shared().gate.record(&hm1, screened.utctime(), now)?;
             Ok(hm1)

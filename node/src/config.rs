@@ -9,7 +9,15 @@
 //! ratchet_every = "1h"                      # an asymmetric ratchet per session this often
 //! handshake_timeout = "30s"                 # default: 30 s, 120 s with SPHINCS+ / McEliece
 //! idle_timeout = "12h"                      # "off" keeps idle sessions forever
-//! max_connections = 4096
+//! max_sessions = 50000                      # established sessions at most
+//! max_handshakes = 1024                     # handshakes in progress at most
+//! source_rate = 20                          # handshakes/s per source address ("off")
+//! handshake_rate = "off"                    # handshakes/s for the whole server
+//! buffer = 1048576                          # bytes each direction of a tunnel may queue
+//! max_message = 65472                       # plaintext bytes per DKTP message at most
+//! batch = "auto"                            # batched data path: auto, always, off
+//! metrics = "127.0.0.1:9318"                # Prometheus text format at /metrics
+//! key_pool = 16                             # ephemeral KEM key pairs kept ready
 //!
 //! [[peer]]
 //! name = "terminal-17"                      # for the logs
@@ -27,14 +35,18 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
+use crate::batcher::Mode;
+use crate::limits::LimitSettings;
 use crate::util::parse_duration;
 
 /// The reference's port.
 pub const DEFAULT_PORT: u16 = 31118;
 /// The default store file.
 pub const DEFAULT_STORE: &str = "dktp-store.redb";
-/// The default cap on concurrent connections (handshakes and sessions).
-pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// The default address of the metrics endpoint when `--metrics` names only a port.
+pub const DEFAULT_METRICS_PORT: u16 = 9318;
+/// Ephemeral key pairs a server keeps ready by default.
+pub const DEFAULT_KEY_POOL: usize = 16;
 
 /// Where a peer's plaintext goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,7 +98,15 @@ pub struct ServeFile {
     ratchet_every: Option<String>,
     handshake_timeout: Option<String>,
     idle_timeout: Option<String>,
-    max_connections: Option<usize>,
+    max_sessions: Option<usize>,
+    max_handshakes: Option<usize>,
+    source_rate: Option<Rate>,
+    handshake_rate: Option<Rate>,
+    buffer: Option<usize>,
+    max_message: Option<usize>,
+    batch: Option<Mode>,
+    metrics: Option<String>,
+    key_pool: Option<usize>,
     #[serde(default, rename = "peer")]
     peers: Vec<PeerFile>,
 }
@@ -121,8 +141,52 @@ pub struct ServeFlags {
     pub handshake_timeout: Option<String>,
     /// `--idle-timeout`.
     pub idle_timeout: Option<String>,
-    /// `--max-connections`.
-    pub max_connections: Option<usize>,
+    /// `--max-sessions`.
+    pub max_sessions: Option<usize>,
+    /// `--max-handshakes`.
+    pub max_handshakes: Option<usize>,
+    /// `--source-rate` (a number or `off`).
+    pub source_rate: Option<String>,
+    /// `--handshake-rate` (a number or `off`).
+    pub handshake_rate: Option<String>,
+    /// `--buffer`.
+    pub buffer: Option<usize>,
+    /// `--max-message`.
+    pub max_message: Option<usize>,
+    /// `--batch`.
+    pub batch: Option<Mode>,
+    /// `--metrics`.
+    pub metrics: Option<String>,
+    /// `--key-pool`.
+    pub key_pool: Option<usize>,
+}
+
+/// A handshake rate in the file: a number a second, or `"off"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Rate {
+    PerSecond(u32),
+    Text(String),
+}
+
+impl Rate {
+    fn text(self) -> String {
+        match self {
+            Rate::PerSecond(n) => n.to_string(),
+            Rate::Text(t) => t,
+        }
+    }
+}
+
+/// Parses a rate: a whole number a second, or `off` / `0` for none.
+pub fn parse_rate(s: &str) -> Result<Option<std::num::NonZeroU32>> {
+    let t = s.trim().trim_end_matches("/s");
+    if t == "off" || t == "0" {
+        return Ok(None);
+    }
+    t.parse::<std::num::NonZeroU32>()
+        .map(Some)
+        .with_context(|| format!("rate {s:?}: expected handshakes a second (e.g. 20) or off"))
 }
 
 /// One peer to serve.
@@ -157,13 +221,45 @@ pub struct ServeConfig {
     pub handshake_timeout: Option<Duration>,
     /// The idle timeout (`None`: the engine's 12 h; `Some(None)`: off).
     pub idle_timeout: Option<Option<Duration>>,
-    /// Concurrent connections at most.
-    pub max_connections: usize,
+    /// Sessions, handshakes and handshake rates.
+    pub limits: LimitSettings,
+    /// Bytes each direction of a tunnel may queue.
+    pub buffer: usize,
+    /// Plaintext bytes per DKTP message at most.
+    pub max_message: usize,
+    /// The batched data path.
+    pub batch: Mode,
+    /// Where to serve metrics.
+    pub metrics: Option<SocketAddr>,
+    /// Ephemeral key pairs kept ready (0: none).
+    pub key_pool: usize,
     /// The peers.
     pub peers: Vec<PeerSpec>,
 }
 
 impl ServeConfig {
+    /// Every default, listening nowhere yet, echoing, with its store at `store` and no
+    /// peers (for servers built in code: the demo, the load generator, tests).
+    pub fn defaults(store: PathBuf) -> ServeConfig {
+        ServeConfig {
+            listen: Vec::new(),
+            default_listen: false,
+            ws: Vec::new(),
+            store,
+            forward: Target::Echo,
+            ratchet_every: None,
+            handshake_timeout: None,
+            idle_timeout: None,
+            limits: LimitSettings::default(),
+            buffer: crate::tunnel::QUEUE_LIMIT,
+            max_message: crate::tunnel::MAX_PAYLOAD,
+            batch: Mode::Auto,
+            metrics: None,
+            key_pool: DEFAULT_KEY_POOL,
+            peers: Vec::new(),
+        }
+    }
+
     /// Reads the file (if any) and applies the flags.
     pub fn load(flags: ServeFlags) -> Result<ServeConfig> {
         let (file, base) = match &flags.config {
@@ -229,6 +325,7 @@ impl ServeConfig {
             Some(s) if s == "off" || s == "0" => Some(None),
             Some(s) => Some(Some(parse_duration(&s).context("idle_timeout")?)),
         };
+        let defaults = LimitSettings::default();
         let mut peers = Vec::new();
         for p in file.peers {
             peers.push(PeerSpec {
@@ -266,14 +363,60 @@ impl ServeConfig {
             ratchet_every,
             handshake_timeout,
             idle_timeout,
-            max_connections: flags
-                .max_connections
-                .or(file.max_connections)
-                .unwrap_or(DEFAULT_MAX_CONNECTIONS)
-                .max(1),
+            limits: LimitSettings {
+                max_sessions: flags
+                    .max_sessions
+                    .or(file.max_sessions)
+                    .unwrap_or(defaults.max_sessions)
+                    .max(1),
+                max_handshakes: flags
+                    .max_handshakes
+                    .or(file.max_handshakes)
+                    .unwrap_or(defaults.max_handshakes)
+                    .max(1),
+                source_rate: match flags.source_rate.or(file.source_rate.map(Rate::text)) {
+                    Some(r) => parse_rate(&r).context("source_rate")?,
+                    None => defaults.source_rate,
+                },
+                handshake_rate: match flags.handshake_rate.or(file.handshake_rate.map(Rate::text)) {
+                    Some(r) => parse_rate(&r).context("handshake_rate")?,
+                    None => defaults.handshake_rate,
+                },
+            },
+            buffer: flags
+                .buffer
+                .or(file.buffer)
+                .unwrap_or(crate::tunnel::QUEUE_LIMIT)
+                .max(MIN_BUFFER),
+            max_message: match flags.max_message.or(file.max_message) {
+                Some(n) if (1..=crate::tunnel::MAX_PAYLOAD).contains(&n) => n,
+                Some(n) => bail!(
+                    "max_message {n}: between 1 and {} bytes",
+                    crate::tunnel::MAX_PAYLOAD
+                ),
+                None => crate::tunnel::MAX_PAYLOAD,
+            },
+            batch: flags.batch.or(file.batch).unwrap_or(Mode::Auto),
+            metrics: flags
+                .metrics
+                .or(file.metrics)
+                .map(|m| parse_metrics_addr(&m))
+                .transpose()?,
+            key_pool: flags.key_pool.or(file.key_pool).unwrap_or(DEFAULT_KEY_POOL),
             peers,
         })
     }
+}
+
+/// The smallest per-direction buffer: one message must fit.
+const MIN_BUFFER: usize = 64 << 10;
+
+/// Parses the metrics address: `IP:PORT`, or a port alone (on 127.0.0.1).
+pub fn parse_metrics_addr(s: &str) -> Result<SocketAddr> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    parse_addr(s).context("metrics")
 }
 
 /// Parses `HOST:PORT` with a numeric host (`0.0.0.0:31118`, `[::1]:31118`), or `:PORT` for

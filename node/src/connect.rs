@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 use crate::keys;
 use crate::store::Store;
 use crate::transport;
-use crate::tunnel::{Context as TunnelContext, Counters, Driver, End, Local, describe};
+use crate::tunnel::{Context as TunnelContext, Driver, End, Local, Work, describe};
 use crate::util::{now, random_unit};
 
 /// How long opening the transport (TCP connect, WebSocket upgrade) may take.
@@ -119,7 +119,9 @@ pub struct Client {
     linger: Duration,
     /// One handshake per pair at a time; the second of the last connect request.
     handshakes: Arc<Mutex<u64>>,
-    counters: Option<Arc<Counters>>,
+    work: Work,
+    /// The local address to connect from (`None`: the system's choice).
+    bind: Option<std::net::IpAddr>,
 }
 
 impl Client {
@@ -140,7 +142,8 @@ impl Client {
             backoff: Backoff::default(),
             linger: DEFAULT_LINGER,
             handshakes: Arc::new(Mutex::new(0)),
-            counters: None,
+            work: Work::inline(),
+            bind: None,
         }
     }
 
@@ -174,9 +177,15 @@ impl Client {
         self
     }
 
-    /// Counts the bytes of every tunnel.
-    pub fn with_counters(mut self, counters: Arc<Counters>) -> Client {
-        self.counters = Some(counters);
+    /// Connects from this local address (TCP).
+    pub fn with_bind(mut self, bind: Option<std::net::IpAddr>) -> Client {
+        self.bind = bind;
+        self
+    }
+
+    /// Where the tunnels' work runs and what they report to (default: in place, nothing).
+    pub fn with_work(mut self, work: Work) -> Client {
+        self.work = work;
         self
     }
 
@@ -185,7 +194,7 @@ impl Client {
         let timed_out = || End::Transport(format!("connecting to {}: timed out", self.server));
         let (rx, tx) = match &self.server {
             ServerAddr::Tcp(a) => {
-                let s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(a.as_str()))
+                let s = tokio::time::timeout(CONNECT_TIMEOUT, connect_tcp(a, self.bind))
                     .await
                     .map_err(|_| timed_out())?
                     .map_err(|e| End::Transport(format!("connecting to {a}: {e}")))?;
@@ -228,13 +237,18 @@ impl Client {
             .map_err(|e| End::Transport(format!("{e:#}")))?
             .ok_or_else(|| End::Transport("the store lost the peer".into()))?;
         let record = entry.secrets;
-        let conn = Connection::connect_with(
-            (*self.keys).clone(),
-            record.clone(),
-            self.settings.clone(),
-            now(),
-            &mut OsEntropy,
-        )
+        // The connect request is signed: on the handshake pool when there is one.
+        let (keys, start, settings) = (self.keys.clone(), record.clone(), self.settings.clone());
+        let connect = move || {
+            Connection::connect_with((*keys).clone(), start, settings, now(), &mut OsEntropy)
+        };
+        let conn = match &self.work.pool {
+            Some(pool) => pool
+                .run(crate::hspool::Priority::New, connect)
+                .await
+                .ok_or_else(|| End::Transport("the handshake pool stopped".into()))?,
+            None => connect(),
+        }
         .map_err(|e| End::Failed {
             code: e.wire_code().as_u8(),
             by_peer: false,
@@ -245,9 +259,9 @@ impl Client {
             store: self.store.clone(),
             peer: self.server.to_string().into(),
             ratchet_every: self.ratchet_every,
-            counters: self.counters.clone(),
             listener: None,
             linger: (!self.linger.is_zero()).then_some(self.linger),
+            work: self.work.clone(),
         };
         let mut d = Driver::new(conn, rx, tx, cx).starting_from(record);
         match d.handshake().await {
@@ -293,6 +307,27 @@ impl Client {
         d.shutdown().await;
         Ok(end)
     }
+}
+
+/// Connects to `addr` (`host:port`), from `bind` if given.
+async fn connect_tcp(addr: &str, bind: Option<std::net::IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(ip) = bind else {
+        return TcpStream::connect(addr).await;
+    };
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.bind(SocketAddr::new(ip, 0))?;
+        match socket.connect(a).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::ErrorKind::AddrNotAvailable.into()))
 }
 
 /// `-L`: listens on `bind`; every accepted connection gets its own tunnel session.
@@ -359,7 +394,7 @@ pub async fn stdio(client: Client) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ServeConfig, Target};
+    use crate::config::ServeConfig;
     use crate::serve::Server;
     use dktp::config::Config;
     use dktp::packet::HEADER_LEN;
@@ -384,18 +419,7 @@ mod tests {
         let (server_keys, client_keys) = crate::demo::pair(config, 7).expect("keys");
         let dir = std::env::temp_dir().join(format!("dktp-zero-key-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let cfg = ServeConfig {
-            listen: vec![],
-            default_listen: false,
-            ws: vec![],
-            store: dir.join("srv.redb"),
-            forward: Target::Echo,
-            ratchet_every: None,
-            handshake_timeout: None,
-            idle_timeout: None,
-            max_connections: 8,
-            peers: vec![],
-        };
+        let cfg = ServeConfig::defaults(dir.join("srv.redb"));
         let server = Server::with_keys(
             &cfg,
             Store::open(&dir.join("srv.redb")).expect("store"),

@@ -16,11 +16,12 @@ use dktp::pq::OsEntropy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Mutex;
 
-use crate::config::{ServeConfig, Target};
+use crate::config::ServeConfig;
 use crate::connect::{Backoff, Client, ServerAddr};
+use crate::metrics::Metrics;
 use crate::serve::Server;
 use crate::store::Store;
-use crate::tunnel::{Counters, End, Local};
+use crate::tunnel::{End, Local, Work};
 use crate::util::now;
 
 /// `dktp demo`'s options.
@@ -94,18 +95,10 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     client_store.import_all(&client_keys)?;
 
     // The concentrator: echo, on an ephemeral loopback port.
-    let cfg = ServeConfig {
-        listen: vec!["127.0.0.1:0".parse()?],
-        default_listen: false,
-        ws: vec![],
-        store: dir.0.join("server.redb"),
-        forward: Target::Echo,
-        ratchet_every: None,
-        handshake_timeout: None,
-        idle_timeout: None,
-        max_connections: 4 * a.clients + 16,
-        peers: vec![],
-    };
+    let mut cfg = ServeConfig::defaults(dir.0.join("server.redb"));
+    cfg.listen = vec!["127.0.0.1:0".parse()?];
+    // Every client comes from 127.0.0.1.
+    cfg.limits.source_rate = None;
     let server = Server::with_keys(&cfg, server_store, server_keys)?;
     let bound = Server::bind(&cfg).await?;
     let addr = bound.addrs().0[0];
@@ -117,7 +110,12 @@ pub async fn run(a: DemoArgs) -> Result<()> {
             .run(bound, async move { stop2.notified().await }),
     );
 
-    let counters = Arc::new(Counters::default());
+    // The clients' side counts what they move.
+    let counters = Arc::new(Metrics::new());
+    let work = Work {
+        metrics: Some(counters.clone()),
+        ..Work::inline()
+    };
     let clients: Vec<Client> = client_keys
         .into_iter()
         .map(|k| {
@@ -127,7 +125,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
                     ..Backoff::default()
                 })
                 .with_linger(Duration::ZERO)
-                .with_counters(counters.clone())
+                .with_work(work.clone())
         })
         .collect();
 
@@ -178,8 +176,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
 
     // Phase 2: one session per client, echo round trips of `size` bytes.
     let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
-    counters.tx_bytes.store(0, Ordering::Relaxed);
-    counters.rx_bytes.store(0, Ordering::Relaxed);
+    let (tx0, rx0) = (counters.tx_bytes.get(), counters.rx_bytes.get());
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in clients.iter().step_by(ring) {
@@ -222,8 +219,8 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     let ticker = progress.spawn({
         let c = counters.clone();
         move |t| {
-            let up = c.tx_bytes.load(Ordering::Relaxed) as f64 / t / 1e6;
-            let down = c.rx_bytes.load(Ordering::Relaxed) as f64 / t / 1e6;
+            let up = (c.tx_bytes.get() - tx0) as f64 / t / 1e6;
+            let down = (c.rx_bytes.get() - rx0) as f64 / t / 1e6;
             format!("echo: {up:.1} MB/s up, {down:.1} MB/s down")
         }
     });
@@ -235,8 +232,8 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     stop.notify_one();
     let _ = server_task.await;
 
-    let up = counters.tx_bytes.load(Ordering::Relaxed) as f64 / echo_time / 1e6;
-    let down = counters.rx_bytes.load(Ordering::Relaxed) as f64 / echo_time / 1e6;
+    let up = (counters.tx_bytes.get() - tx0) as f64 / echo_time / 1e6;
+    let down = (counters.rx_bytes.get() - rx0) as f64 / echo_time / 1e6;
     let mut lat = latencies.lock().await.clone();
     lat.sort();
     let pct = |p: f64| -> f64 {

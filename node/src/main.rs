@@ -7,14 +7,20 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
+mod batcher;
 mod config;
 mod connect;
 mod demo;
+mod hspool;
 mod keys;
+mod limits;
+mod loadgen;
 mod logging;
+mod metrics;
 mod serve;
 mod speed;
 mod speed_batch;
+mod status;
 mod store;
 mod transport;
 mod tunnel;
@@ -58,6 +64,11 @@ enum Command {
     Serve(ServeArgs),
     /// Connect to a server: the tunnel on a local port (-L) or on stdin/stdout.
     Connect(ConnectArgs),
+    /// Show a running server's sessions, per peer (reads its --metrics endpoint), like
+    /// `wg show`.
+    Status(status::StatusArgs),
+    /// Load a server with many sessions from one process and report what it achieved.
+    Loadgen(loadgen::LoadgenArgs),
     /// Run a concentrator and clients on loopback and print what they achieve.
     Demo(demo::DemoArgs),
     /// Measure the symmetric layer on every backend this CPU has (`dktp speed --help`).
@@ -119,9 +130,34 @@ struct ServeArgs {
     /// Close sessions idle this long (default 12h; `off`).
     #[arg(long)]
     idle_timeout: Option<String>,
-    /// Concurrent connections at most.
+    /// Established sessions at most (default 50000).
     #[arg(long)]
-    max_connections: Option<usize>,
+    max_sessions: Option<usize>,
+    /// Handshakes in progress at most (default 1024).
+    #[arg(long)]
+    max_handshakes: Option<usize>,
+    /// Handshakes a second per source address, with a burst as large (default 20; `off`).
+    #[arg(long)]
+    source_rate: Option<String>,
+    /// Handshakes a second for the whole server, spent on known peers only (default off).
+    #[arg(long)]
+    handshake_rate: Option<String>,
+    /// Bytes each direction of a tunnel may queue before its source is no longer read
+    /// (default 1 MiB).
+    #[arg(long)]
+    buffer: Option<usize>,
+    /// Plaintext bytes per DKTP message at most, both ways (default 65472).
+    #[arg(long)]
+    max_message: Option<usize>,
+    /// The batched data path: auto (batch when sessions are busy together), always, off.
+    #[arg(long, value_enum)]
+    batch: Option<batcher::Mode>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (IP:PORT, or a port on 127.0.0.1).
+    #[arg(long)]
+    metrics: Option<String>,
+    /// Ephemeral KEM key pairs to keep ready (default 16; 0: none).
+    #[arg(long)]
+    key_pool: Option<usize>,
 }
 
 #[derive(Args)]
@@ -174,7 +210,7 @@ fn main() -> ExitCode {
         };
     }
     // The demo prints its own figures: its tunnels log only warnings unless asked.
-    let base = if matches!(cli.cmd, Command::Demo(_)) {
+    let base = if matches!(cli.cmd, Command::Demo(_) | Command::Loadgen(_)) {
         -1
     } else {
         0
@@ -240,7 +276,15 @@ fn run(cmd: Command) -> Result<()> {
                 ratchet_every: a.ratchet_every,
                 handshake_timeout: a.handshake_timeout,
                 idle_timeout: a.idle_timeout,
-                max_connections: a.max_connections,
+                max_sessions: a.max_sessions,
+                max_handshakes: a.max_handshakes,
+                source_rate: a.source_rate,
+                handshake_rate: a.handshake_rate,
+                buffer: a.buffer,
+                max_message: a.max_message,
+                batch: a.batch,
+                metrics: a.metrics,
+                key_pool: a.key_pool,
             })?;
             runtime()?.block_on(async {
                 let store = store::Store::open(&cfg.store)?;
@@ -292,6 +336,8 @@ fn run(cmd: Command) -> Result<()> {
             })
         }
         Command::Demo(a) => runtime()?.block_on(demo::run(a)),
+        Command::Status(a) => runtime()?.block_on(status::run(a)),
+        Command::Loadgen(a) => runtime()?.block_on(loadgen::run(a)),
         Command::Speed { .. } => Ok(()),
     }
 }

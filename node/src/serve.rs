@@ -1,28 +1,43 @@
 //! `dktp serve`: a concentrator. One engine [`Listener`] holds every peer (found by the key
 //! id its connect request names) and one replay gate; TCP and WebSocket sockets feed it;
 //! each established session's plaintext goes to the peer's forward target.
+//!
+//! Under load and attack ([`crate::limits`]): a connection is refused before a byte is
+//! read when its source address has spent its handshake rate or the server is full; a
+//! connect request is refused by the engine's cheap checks, then by the server's global
+//! handshake rate, before any signature is verified; handshakes compute on the handshake
+//! pool, below the established sessions' priority; established sessions' data goes through
+//! the batcher ([`crate::batcher`]). Every refusal is a log line with its reason and a
+//! count in `dktp_refused_total{reason}` ([`crate::metrics`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
 use dktp::kex::{PeerKeys, Settings};
 use dktp::listener::Listener;
 use dktp::peer_key::KEYID_SIZE;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tracing::{debug, error, info, warn};
 
+use crate::batcher::Batcher;
 use crate::config::{ServeConfig, Target};
+use crate::hspool::HandshakePool;
 use crate::keys;
+use crate::limits::{Limits, Slot};
+use crate::metrics::{Metrics, Refusal};
 use crate::store::Store;
 use crate::transport::{self, Rx, Tx};
-use crate::tunnel::{Context as TunnelContext, Driver, End, Local, describe};
+use crate::tunnel::{Context as TunnelContext, Driver, End, Local, Work, describe};
 use crate::util::{code_hex, now};
 
 /// A peer's name (for the logs) and forward target.
 type Route = (Option<String>, Target);
+
+/// The scheduling priority (`nice`) of the handshake threads: below the sessions'.
+const HANDSHAKE_NICE: i32 = 10;
 
 /// A running concentrator's shared state.
 #[derive(Clone)]
@@ -31,7 +46,9 @@ pub struct Server {
     store: Store,
     targets: Arc<HashMap<[u8; KEYID_SIZE], Route>>,
     ratchet_every: Option<std::time::Duration>,
-    slots: Arc<Semaphore>,
+    limits: Limits,
+    work: Work,
+    metrics: Arc<Metrics>,
 }
 
 /// The sockets a server listens on, bound.
@@ -40,6 +57,8 @@ pub struct Bound {
     pub tcp: Vec<TcpListener>,
     /// WebSocket listeners.
     pub ws: Vec<TcpListener>,
+    /// The metrics endpoint.
+    pub metrics: Option<TcpListener>,
 }
 
 impl Bound {
@@ -75,6 +94,7 @@ impl Server {
         store: Store,
         peers: Vec<(PeerKeys, Option<String>, Option<Target>)>,
     ) -> Result<Server> {
+        let metrics = Arc::new(Metrics::new());
         let mut settings = Settings::default();
         if let Some(t) = cfg.handshake_timeout {
             settings = settings.with_handshake_timeout(t.as_secs().max(1));
@@ -82,7 +102,23 @@ impl Server {
         if let Some(idle) = cfg.idle_timeout {
             settings = settings.with_idle_timeout(idle.map(|d| d.as_secs().max(1)));
         }
+        // A pool of ephemeral key pairs for the KEM most peers use.
+        if cfg.key_pool > 0
+            && let Some(kem) = most_common_kem(&peers)
+        {
+            let pool = Arc::new(
+                dktp::pool::KeyPool::new(kem, cfg.key_pool)
+                    .map_err(|e| anyhow!("key pool: {e}"))?,
+            );
+            metrics.watch_key_pool(pool.clone());
+            settings = settings.with_key_pool(pool);
+        }
         let listener = Listener::new(settings);
+        let limits = Limits::new(&cfg.limits);
+        {
+            let limits = limits.clone();
+            listener.set_admission(move |_| limits.admit());
+        }
         let mut targets = HashMap::new();
         let pairs: Vec<PeerKeys> = peers.iter().map(|p| p.0.clone()).collect();
         let records = store.import_all(&pairs)?;
@@ -97,6 +133,11 @@ impl Server {
                 generation = record.latest().number(),
                 "peer loaded"
             );
+            let stats = metrics.peer(&keyid, name.as_deref());
+            stats.generation.store(
+                record.latest().number(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
             let target = forward.unwrap_or_else(|| cfg.forward.clone());
             if targets.insert(keyid, (name, target)).is_some() {
                 return Err(anyhow!("key id {} is listed twice", hex::encode(keyid)));
@@ -104,12 +145,23 @@ impl Server {
             listener.insert(keys, record);
         }
         info!(peers = listener.len(), "peers loaded");
+        let batcher = Batcher::new(cfg.batch).context("starting the batcher")?;
+        metrics.watch_batcher(batcher.shared_stats());
+        let pool = HandshakePool::per_core(HANDSHAKE_NICE).context("starting handshake threads")?;
         Ok(Server {
             listener,
             store,
             targets: Arc::new(targets),
             ratchet_every: cfg.ratchet_every,
-            slots: Arc::new(Semaphore::new(cfg.max_connections)),
+            limits,
+            work: Work {
+                batcher,
+                pool: Some(pool),
+                metrics: Some(metrics.clone()),
+                queue_limit: cfg.buffer,
+                max_message: cfg.max_message,
+            },
+            metrics,
         })
     }
 
@@ -134,7 +186,8 @@ impl Server {
         for addr in &cfg.ws {
             ws.push(bind(*addr)?);
         }
-        Ok(Bound { tcp, ws })
+        let metrics = cfg.metrics.map(bind).transpose()?;
+        Ok(Bound { tcp, ws, metrics })
     }
 
     /// Serves on `bound` until `stop` resolves.
@@ -152,6 +205,16 @@ impl Server {
             info!(addr = %l.local_addr()?, "listening (WebSocket)");
             tasks.spawn(self.clone().accept_loop(l, true));
         }
+        if let Some(l) = bound.metrics {
+            tasks.spawn(crate::metrics::serve(l, self.metrics.clone()));
+        }
+        let limits = self.limits.clone();
+        tasks.spawn(async move {
+            loop {
+                tokio::time::sleep(Limits::TIDY_EVERY).await;
+                limits.tidy();
+            }
+        });
         tokio::select! {
             () = stop => info!("stopping"),
             Some(r) = tasks.join_next() => {
@@ -175,20 +238,45 @@ impl Server {
                     continue;
                 }
             };
-            let Ok(permit) = self.slots.clone().try_acquire_owned() else {
-                warn!(peer = %addr, "refused: at max_connections");
-                drop(stream);
-                continue;
+            let slot = match self.limits.accept(addr.ip()) {
+                Ok(slot) => slot,
+                Err(why) => {
+                    let reason = self.metrics.refused(why);
+                    // A flood from one source would make this line the flood: debug only.
+                    if why == Refusal::SourceRate {
+                        debug!(peer = %addr, reason, "refused before the handshake");
+                    } else {
+                        warn!(peer = %addr, reason, "refused before the handshake");
+                        self.refuse_busy(stream, ws).await;
+                    }
+                    continue;
+                }
             };
             let server = self.clone();
             tokio::spawn(async move {
-                server.connection(stream, addr, ws).await;
-                drop(permit);
+                let metrics = server.metrics.clone();
+                metrics.connections.inc();
+                server.connection(stream, addr, ws, slot).await;
+                metrics.connections.dec();
             });
         }
     }
 
-    async fn connection(self, stream: TcpStream, addr: SocketAddr, ws: bool) {
+    /// Tells a TCP client that the server is full (0x0B, hosts exceeded) and closes.
+    async fn refuse_busy(&self, stream: TcpStream, ws: bool) {
+        if ws {
+            return;
+        }
+        let packet = dktp::kex::error_reply(&dktp::Error::Overloaded, now());
+        if let Some(p) = packet {
+            use tokio::io::AsyncWriteExt;
+            let mut s = stream;
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_millis(200), s.write_all(&p)).await;
+        }
+    }
+
+    async fn connection(self, stream: TcpStream, addr: SocketAddr, ws: bool, slot: Slot) {
         let (rx, tx) = if ws {
             match tokio::time::timeout(
                 std::time::Duration::from_secs(10),
@@ -198,10 +286,12 @@ impl Server {
             {
                 Ok(Ok(ws)) => transport::websocket(ws),
                 Ok(Err(e)) => {
+                    self.metrics.refused(Refusal::WebSocket);
                     warn!(peer = %addr, "refused: WebSocket upgrade failed: {e}");
                     return;
                 }
                 Err(_) => {
+                    self.metrics.refused(Refusal::WebSocket);
                     warn!(peer = %addr, "refused: WebSocket upgrade timed out");
                     return;
                 }
@@ -209,25 +299,40 @@ impl Server {
         } else {
             transport::tcp(stream)
         };
-        self.tunnel(rx, tx, addr.to_string()).await;
+        self.tunnel_with(rx, tx, addr.to_string(), Some(slot)).await;
     }
 
-    /// Runs one accepted connection to its end.
+    /// Runs one accepted connection to its end, outside the limits (tests that play a
+    /// faulty server with a real one behind it).
+    #[cfg(test)]
     pub async fn tunnel(&self, rx: Rx, tx: Tx, peer: String) {
+        self.tunnel_with(rx, tx, peer, None).await;
+    }
+
+    async fn tunnel_with(&self, rx: Rx, tx: Tx, peer: String, mut slot: Option<Slot>) {
         let cx = TunnelContext {
             store: self.store.clone(),
             peer: peer.clone().into(),
             ratchet_every: self.ratchet_every,
-            counters: None,
             listener: Some(self.listener.clone()),
             linger: None,
+            work: self.work.clone(),
         };
+        let m = &self.metrics;
+        let started = Instant::now();
+        m.handshaking.inc();
         let mut d = Driver::new(self.listener.accept(now()), rx, tx, cx);
-        if let Err(end) = d.handshake().await {
+        let r = d.handshake().await;
+        m.handshaking.dec();
+        if let Some(s) = slot.as_mut() {
+            s.handshake_done();
+        }
+        if let Err(end) = r {
             let keyid = d
                 .keyid()
                 .or_else(|| d.connection().requested_keyid().copied())
                 .map(hex::encode);
+            let keyid = keyid.as_deref().unwrap_or("?");
             match &end {
                 End::Failed {
                     code,
@@ -235,21 +340,33 @@ impl Server {
                     by_peer,
                     zero_key,
                 } => {
+                    let why = if *by_peer { Refusal::Peer } else { d.refusal() };
+                    let result = if why == Refusal::Timeout {
+                        "timeout"
+                    } else {
+                        "failed"
+                    };
+                    m.handshake(result, Some(*code));
+                    let label = m.refused(why);
                     if *zero_key {
-                        warn!(peer = %peer, keyid = keyid.as_deref().unwrap_or("?"), code = %code_hex(*code),
+                        warn!(peer = %peer, keyid, code = %code_hex(*code), reason = label,
                             "handshake refused: the client sent an all-zero McEliece public key (a known defect of the C reference's key generation); it may connect again");
                     } else {
-                        warn!(peer = %peer, keyid = keyid.as_deref().unwrap_or("?"), code = %code_hex(*code), by_peer,
+                        warn!(peer = %peer, keyid, code = %code_hex(*code), by_peer, reason = label,
                             "handshake refused: {reason}");
                     }
                 }
                 other => {
-                    info!(peer = %peer, keyid = keyid.as_deref().unwrap_or("?"), "handshake ended: {}", describe(other));
+                    m.handshake("failed", None);
+                    let label = m.refused(Refusal::Peer);
+                    info!(peer = %peer, keyid, reason = label, "handshake ended: {}", describe(other));
                 }
             }
             d.shutdown().await;
             return;
         }
+        m.handshake("ok", None);
+        m.handshake_seconds.observe(started.elapsed().as_secs_f64());
         let Some(keyid) = d.connection().keys().map(|k| *k.local.keyid()) else {
             return;
         };
@@ -258,6 +375,13 @@ impl Server {
             .get(&keyid)
             .cloned()
             .unwrap_or((None, Target::Echo));
+        let stats = m.peer(&keyid, name.as_deref());
+        stats
+            .last_handshake
+            .store(now(), std::sync::atomic::Ordering::Relaxed);
+        let _live = stats.session(peer.clone(), now());
+        d.watch(stats);
+        m.sessions.inc();
         let local = match open_target(&target).await {
             Ok(l) => l,
             Err(e) => {
@@ -265,6 +389,7 @@ impl Server {
                 let end = d.pump(Local::Echo).await;
                 debug!("{end:?}");
                 d.shutdown().await;
+                m.sessions.dec();
                 return;
             }
         };
@@ -272,7 +397,20 @@ impl Server {
         let end = d.pump(local).await;
         info!(peer = %peer, keyid = %hex::encode(keyid), "tunnel ended: {}", describe(&end));
         d.shutdown().await;
+        m.sessions.dec();
+        drop(slot);
     }
+}
+
+/// The KEM of the configuration most peers use (for the key pool).
+fn most_common_kem(
+    peers: &[(PeerKeys, Option<String>, Option<Target>)],
+) -> Option<dktp::pq::KemAlg> {
+    let mut counts: HashMap<dktp::pq::KemAlg, usize> = HashMap::new();
+    for (k, ..) in peers {
+        *counts.entry(k.config().kem()).or_default() += 1;
+    }
+    counts.into_iter().max_by_key(|(_, n)| *n).map(|(k, _)| k)
 }
 
 /// Opens the local side for a target.

@@ -20,8 +20,13 @@ use tokio_tungstenite::tungstenite::{self, Message};
 /// to spare. Without it tungstenite would buffer up to 64 MiB for a peer that asks.
 pub const MAX_WS_MESSAGE: usize = 2 << 20;
 
-/// How much one TCP read takes: two full data packets.
-const READ_CHUNK: usize = 2 * (0x10000 + 21);
+/// How much one TCP read takes at most: a full data packet, less a little (each read gets
+/// a buffer of its own; 64 KiB stays below the allocator's mmap threshold).
+const READ_CHUNK: usize = 64 << 10;
+
+/// What one read brought: bytes that own their buffer (a TCP read's own, or a WebSocket
+/// frame), so they can move to the handshake pool and an idle tunnel holds no buffer.
+pub type Chunk = tungstenite::Bytes;
 
 /// The WebSocket settings for both ends.
 pub fn ws_config() -> WebSocketConfig {
@@ -35,36 +40,24 @@ type WsRead = Pin<Box<dyn Stream<Item = Result<Message, tungstenite::Error>> + S
 /// The receiving half.
 pub enum Rx {
     /// TCP: whatever the socket delivers.
-    Tcp {
-        /// The socket.
-        rd: OwnedReadHalf,
-        /// The read buffer.
-        buf: Vec<u8>,
-    },
+    Tcp(OwnedReadHalf),
     /// A WebSocket: one binary frame at a time.
-    Ws {
-        /// The frames.
-        rd: WsRead,
-        /// The last frame.
-        frame: tungstenite::Bytes,
-    },
+    Ws(WsRead),
 }
 
 impl Rx {
     /// The next bytes, or `None` at the end of the stream. Cancel safe.
-    pub async fn read(&mut self) -> io::Result<Option<&[u8]>> {
+    pub async fn read(&mut self) -> io::Result<Option<Chunk>> {
         match self {
-            Rx::Tcp { rd, buf } => {
-                let n = rd.read(buf).await?;
-                Ok((n > 0).then(|| &buf[..n]))
+            Rx::Tcp(rd) => {
+                let mut buf = Vec::with_capacity(READ_CHUNK);
+                let n = rd.read_buf(&mut buf).await?;
+                Ok((n > 0).then(|| Chunk::from(buf)))
             }
-            Rx::Ws { rd, frame } => loop {
+            Rx::Ws(rd) => loop {
                 match rd.next().await {
                     None | Some(Ok(Message::Close(_))) => return Ok(None),
-                    Some(Ok(Message::Binary(b))) => {
-                        *frame = b;
-                        return Ok(Some(&frame[..]));
-                    }
+                    Some(Ok(Message::Binary(b))) => return Ok(Some(b)),
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                     Some(Ok(Message::Text(_))) => {
                         return Err(io::Error::new(
@@ -98,10 +91,12 @@ impl Tx {
     pub async fn write_step(&mut self, queue: &mut OutQueue) -> io::Result<()> {
         match self {
             Tx::Tcp(wr) => {
-                let Some(front) = queue.front() else {
+                let mut slices = [io::IoSlice::new(&[]); 32];
+                let k = queue.io_slices(&mut slices);
+                if k == 0 {
                     return Ok(());
-                };
-                let n = wr.write(front).await?;
+                }
+                let n = wr.write_vectored(&slices[..k]).await?;
                 if n == 0 {
                     return Err(io::ErrorKind::WriteZero.into());
                 }
@@ -122,6 +117,12 @@ impl Tx {
                 Ok(())
             }
         }
+    }
+
+    /// Whether this is a byte stream (TCP), where packets may go out back to back in one
+    /// write, rather than a WebSocket, where each packet is a frame of its own.
+    pub fn is_stream(&self) -> bool {
+        matches!(self, Tx::Tcp(_))
     }
 
     /// Ends the stream after what was written (TCP FIN, WebSocket close frame).
@@ -151,13 +152,7 @@ pub fn tcp(stream: TcpStream) -> (Rx, Tx) {
         .with_interval(std::time::Duration::from_secs(10));
     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
     let (rd, wr) = stream.into_split();
-    (
-        Rx::Tcp {
-            rd,
-            buf: vec![0; READ_CHUNK],
-        },
-        Tx::Tcp(wr),
-    )
+    (Rx::Tcp(rd), Tx::Tcp(wr))
 }
 
 /// Splits a WebSocket; the sink moves to a writer task that batches what is queued into one
@@ -185,10 +180,7 @@ where
         let _ = sink.close().await;
     });
     (
-        Rx::Ws {
-            rd: Box::pin(stream),
-            frame: tungstenite::Bytes::new(),
-        },
+        Rx::Ws(Box::pin(stream)),
         Tx::Ws {
             packets: Some(tx),
             writer: Some(writer),
@@ -225,11 +217,45 @@ impl OutQueue {
         self.items.front().map(|f| &f[self.offset..])
     }
 
-    /// Marks `n` bytes of the front item written.
-    pub fn advance(&mut self, n: usize) {
-        self.offset += n;
-        self.bytes -= n;
-        if self.items.front().is_some_and(|f| self.offset >= f.len()) {
+    /// Puts items back at the front, in order (none may be partly written).
+    pub fn push_front_all(&mut self, items: Vec<Vec<u8>>) {
+        debug_assert_eq!(self.offset, 0);
+        for item in items.into_iter().rev().filter(|i| !i.is_empty()) {
+            self.bytes += item.len();
+            self.items.push_front(item);
+        }
+    }
+
+    /// The unwritten bytes of the first items, in order, as slices for one vectored write;
+    /// returns how many of `out` it filled.
+    pub fn io_slices<'a>(&'a self, out: &mut [io::IoSlice<'a>]) -> usize {
+        let mut k = 0;
+        for (i, item) in self.items.iter().enumerate() {
+            let Some(slot) = out.get_mut(k) else { break };
+            let rest = if i == 0 {
+                &item[self.offset..]
+            } else {
+                &item[..]
+            };
+            *slot = io::IoSlice::new(rest);
+            k += 1;
+        }
+        k
+    }
+
+    /// Marks `n` bytes written, from the front, across items.
+    pub fn advance(&mut self, mut n: usize) {
+        self.bytes -= n.min(self.bytes);
+        while n > 0 {
+            let Some(front) = self.items.front() else {
+                break;
+            };
+            let rest = front.len() - self.offset;
+            if n < rest {
+                self.offset += n;
+                return;
+            }
+            n -= rest;
             self.items.pop_front();
             self.offset = 0;
         }

@@ -1,16 +1,22 @@
 //! One tunnel: an engine [`Connection`] on a transport, and the plaintext stream it carries.
 //!
 //! The engine decides, this carries bytes (quinn's endpoint driver around quinn-proto): one
-//! task feeds what the transport delivers into [`Connection::handle_bytes`], writes the
-//! packets it hands out, stores each new record of the secrets before the packet after it
-//! leaves, arms the timer it asks for, and moves plaintext between the session and the local
-//! stream (a forwarded socket, stdio, or the peer itself for `--echo`).
+//! task feeds what the transport delivers into the connection, writes the packets it hands
+//! out, stores each new record of the secrets before the packet after it leaves, arms the
+//! timer it asks for, and moves plaintext between the session and the local stream (a
+//! forwarded socket, stdio, or the peer itself for `--echo`).
 //!
-//! Back-pressure: each direction has a bounded queue ([`QUEUE_LIMIT`]). The tunnel is read
-//! only while the local stream keeps up, and the local stream only while the tunnel does,
-//! so a slow reader slows its own sender and nothing else. Reading the tunnel never waits
-//! on the tunnel's own writes (except in echo mode, where what is read is written back), so
-//! two peers cannot deadlock writing to each other.
+//! Where the work runs ([`Work`]): the handshake's signing and key encapsulation on the
+//! handshake pool ([`HandshakePool`]), off the runtime; the data packets' sealing and
+//! opening either in place or, with other tunnels' packets, through the batcher
+//! ([`Batcher`], `dktp::batch`).
+//!
+//! Back-pressure: each direction has a bounded queue ([`Work::queue_limit`]). The tunnel
+//! is read only while the local stream keeps up, and the local stream only while the tunnel
+//! does, so a slow reader slows its own sender and nothing else. Reading the tunnel never
+//! waits on the tunnel's own writes (except in echo mode, where what is read is written
+//! back), so two peers cannot deadlock writing to each other. An idle tunnel holds no read
+//! buffer: each read takes a fresh one, which becomes the message it carries.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,11 +32,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::batcher::{Batcher, Mode, Opened, Sealed, Turn};
+use crate::hspool::{HandshakePool, Priority};
+use crate::metrics::{Metrics, PeerStats, Refusal};
 use crate::store::Store;
-use crate::transport::{OutQueue, Rx, Tx};
+use crate::transport::{Chunk, OutQueue, Rx, Tx};
 use crate::util::{code_hex, now};
 
-/// Bytes a direction may hold before its source is no longer read.
+/// Bytes a direction may hold before its source is no longer read (the default).
 pub const QUEUE_LIMIT: usize = 1 << 20;
 
 /// The largest plaintext one data packet carries (0x10000 less the 64-byte tag).
@@ -73,6 +82,35 @@ pub enum End {
     Transport(String),
 }
 
+/// Where a tunnel's work runs, and what it reports to.
+#[derive(Clone)]
+pub struct Work {
+    /// Seals and opens data packets (with [`Mode::Off`], every tunnel in place).
+    pub batcher: Batcher,
+    /// Runs handshake steps off the runtime (`None`: in place).
+    pub pool: Option<HandshakePool>,
+    /// Counts what happens.
+    pub metrics: Option<Arc<Metrics>>,
+    /// Bytes each direction may hold.
+    pub queue_limit: usize,
+    /// Plaintext bytes per message at most, both ways: local reads are sealed in pieces of
+    /// this size, and a peer that sends a longer message is refused (0x16).
+    pub max_message: usize,
+}
+
+impl Work {
+    /// Everything in place, no metrics, the default queue limit.
+    pub fn inline() -> Work {
+        Work {
+            batcher: Batcher::off(),
+            pool: None,
+            metrics: None,
+            queue_limit: QUEUE_LIMIT,
+            max_message: MAX_PAYLOAD,
+        }
+    }
+}
+
 /// What a tunnel needs besides its connection and transport.
 #[derive(Clone)]
 pub struct Context {
@@ -82,37 +120,39 @@ pub struct Context {
     pub peer: Arc<str>,
     /// Start an asymmetric ratchet this often.
     pub ratchet_every: Option<Duration>,
-    /// Counts data bytes, if someone watches.
-    pub counters: Option<Arc<Counters>>,
     /// A server's listener (whose record of the peer the engine keeps current).
     pub listener: Option<Listener>,
     /// After the local stream ends, keep delivering what the peer sends until it has been
     /// quiet this long, then close (`None`: close at once). DKTP has no half-close, so a
     /// client that shuts down its sending side would otherwise lose the answer.
     pub linger: Option<Duration>,
-}
-
-/// Bytes moved, for the demo and (later) metrics.
-#[derive(Default, Debug)]
-pub struct Counters {
-    /// Plaintext bytes sent into tunnels.
-    pub tx_bytes: AtomicU64,
-    /// Plaintext bytes received from tunnels.
-    pub rx_bytes: AtomicU64,
+    /// Where the work runs.
+    pub work: Work,
 }
 
 /// A connection being driven.
 pub struct Driver {
-    conn: Connection,
+    /// The connection (lent to the batcher or the handshake pool during a turn, an ended
+    /// placeholder meanwhile).
+    conn: Box<Connection>,
     rx: Rx,
     tx: Tx,
     cx: Context,
+    /// Packets to write.
     to_peer: OutQueue,
+    /// Plaintext for the local side.
     to_local: OutQueue,
+    /// Plaintext to seal: waits while our ratchet is outstanding (no data may be sent
+    /// between a ratchet request and its response, FACTS §8).
+    pending: OutQueue,
+    /// Received packets, framed but not opened yet (batched data path).
+    inbox: Vec<Vec<u8>>,
     rx_done: bool,
     echo: bool,
     end: Option<End>,
     last_error: Option<String>,
+    /// The engine error that ended the connection, if one did.
+    failure: Option<dktp::Error>,
     /// The secrets could not be stored: nothing more may be written.
     dead: bool,
     /// The record this connection last stored (or started from).
@@ -125,9 +165,8 @@ pub struct Driver {
     keyid: Option<[u8; 16]>,
     /// Messages received so far.
     messages: u64,
-    /// Plaintext waiting for our outstanding ratchet to complete (no data may be sent
-    /// between a ratchet request and its response, FACTS §8).
-    held: OutQueue,
+    /// The peer's counters, once established and watched.
+    stats: Option<Arc<PeerStats>>,
 }
 
 impl Driver {
@@ -136,21 +175,24 @@ impl Driver {
         let keyid = conn.keys().map(|k| *k.local.keyid());
         Driver {
             keyid,
-            conn,
+            conn: Box::new(conn),
             rx,
             tx,
             cx,
             to_peer: OutQueue::default(),
             to_local: OutQueue::default(),
+            pending: OutQueue::default(),
+            inbox: Vec::new(),
             rx_done: false,
             echo: false,
             end: None,
             last_error: None,
+            failure: None,
             dead: false,
             record: None,
             zero_key: false,
-            held: OutQueue::default(),
             messages: 0,
+            stats: None,
         }
     }
 
@@ -159,6 +201,18 @@ impl Driver {
     pub fn starting_from(mut self, record: Generations) -> Driver {
         self.record = Some(record);
         self
+    }
+
+    /// Counts this tunnel's bytes in its peer's row of the metrics.
+    pub fn watch(&mut self, stats: Arc<PeerStats>) {
+        if let Some(g) = self
+            .conn
+            .session()
+            .map(|s| s.generations().latest().number())
+        {
+            stats.generation.store(g, Ordering::Relaxed);
+        }
+        self.stats = Some(stats);
     }
 
     /// The pair's local key id, once known.
@@ -170,6 +224,14 @@ impl Driver {
     /// The connection.
     pub fn connection(&self) -> &Connection {
         &self.conn
+    }
+
+    /// Why a failed handshake failed, for the refusal counters.
+    pub fn refusal(&self) -> Refusal {
+        match &self.failure {
+            Some(e) => Refusal::of(e),
+            None => Refusal::Peer,
+        }
     }
 
     /// Runs the handshake to its end: `Ok(())` once established, else how it ended (after
@@ -186,12 +248,7 @@ impl Driver {
             }
             let timer = self.timer();
             let Driver {
-                conn,
-                rx,
-                tx,
-                to_peer,
-                rx_done,
-                ..
+                rx, tx, to_peer, ..
             } = self;
             tokio::select! {
                 r = tx.write_step(to_peer), if !to_peer.is_empty() => {
@@ -200,19 +257,48 @@ impl Driver {
                     }
                     continue;
                 }
-                r = rx.read(), if !*rx_done => {
-                    let (r, why) = feed(conn, r, rx_done);
-                    self.note(r);
-                    if why.is_some() {
-                        self.last_error = why;
-                    }
-                }
+                r = rx.read(), if !self.rx_done => self.handshake_step(r).await,
                 () = sleep_until(timer) => {
                     let r = self.conn.handle_timeout(now());
                     self.note(r);
                 }
             }
             self.drain().await?;
+        }
+    }
+
+    /// Feeds what a handshake read brought, on the handshake pool if there is one (work for
+    /// a handshake under way goes before new connect requests).
+    async fn handshake_step(&mut self, read: std::io::Result<Option<Chunk>>) {
+        let bytes = match read {
+            Ok(Some(bytes)) => bytes,
+            other => {
+                self.feed(other);
+                return;
+            }
+        };
+        let Some(pool) = self.cx.work.pool.clone() else {
+            self.feed(Ok(Some(bytes)));
+            return;
+        };
+        let priority = if self.conn.keys().is_some() {
+            Priority::Urgent
+        } else {
+            Priority::New
+        };
+        let mut conn = std::mem::take(&mut self.conn);
+        let done = pool
+            .run(priority, move || {
+                let r = conn.handle_bytes(&bytes, now(), &mut OsEntropy);
+                (conn, r)
+            })
+            .await;
+        match done {
+            Some((conn, r)) => {
+                self.conn = conn;
+                self.note(r);
+            }
+            None => self.last_error = Some("the handshake pool stopped".into()),
         }
     }
 
@@ -236,11 +322,12 @@ impl Driver {
         // Echo any message that arrived with the handshake's last packet.
         if self.echo {
             while let Some(m) = self.to_local.pop() {
-                self.send(&m)?;
+                self.pending.push(m);
             }
         }
-        self.drain().await?;
-        let mut lbuf = vec![0u8; MAX_PAYLOAD];
+        self.seal().await?;
+        let limit = self.cx.work.queue_limit;
+        let max_message = self.cx.work.max_message;
         let mut local_done = lrd.is_none();
         let mut ratchet_at = self.cx.ratchet_every.map(|d| Instant::now() + d);
         let mut linger_at: Option<Instant> = None;
@@ -255,19 +342,18 @@ impl Driver {
             let timer = self.timer();
             let echo = self.echo;
             let Driver {
-                conn,
                 rx,
                 tx,
                 to_peer,
                 to_local,
+                pending,
                 rx_done,
                 ..
             } = self;
             let read_tunnel = !*rx_done
-                && to_local.bytes() < QUEUE_LIMIT
-                && (!echo || to_peer.bytes() < QUEUE_LIMIT);
-            let can_read_local =
-                !local_done && to_peer.bytes() < QUEUE_LIMIT && self.held.bytes() < QUEUE_LIMIT;
+                && to_local.bytes() < limit
+                && (!echo || to_peer.bytes() + pending.bytes() < limit);
+            let can_read_local = !local_done && to_peer.bytes() < limit && pending.bytes() < limit;
             tokio::select! {
                 r = tx.write_step(to_peer), if !to_peer.is_empty() => {
                     if let Err(e) = r {
@@ -286,38 +372,33 @@ impl Driver {
                     }
                     continue;
                 }
-                r = rx.read(), if read_tunnel => {
-                    let (r, why) = feed(conn, r, rx_done);
-                    self.note(r);
-                    if why.is_some() {
-                        self.last_error = why;
-                    }
-                }
-                r = read_local(lrd.as_mut(), &mut lbuf), if can_read_local => {
+                r = rx.read(), if read_tunnel => self.feed(r),
+                r = read_local(lrd.as_mut(), max_message), if can_read_local => {
                     match r {
-                        Ok(0) | Err(_) => {
+                        Ok(Some(m)) => pending.push(m),
+                        Ok(None) | Err(_) => {
                             local_done = true;
                             lrd = None;
                             match self.cx.linger {
                                 Some(d) if lwr.is_some() => linger_at = Some(Instant::now() + d),
                                 _ => {
+                                    self.seal().await?;
                                     let r = self.conn.close(now());
                                     self.note(r);
                                 }
                             }
                         }
-                        Ok(n) => {
-                            self.send(&lbuf[..n])?;
-                        }
                     }
                 }
                 () = sleep_until(linger_at), if linger_at.is_some() && to_local.is_empty() => {
                     linger_at = None;
+                    self.seal().await?;
                     let r = self.conn.close(now());
                     self.note(r);
                 }
                 () = sleep_until(ratchet_at), if ratchet_at.is_some() => {
                     ratchet_at = self.cx.ratchet_every.map(|d| Instant::now() + d);
+                    self.seal().await?;
                     self.ratchet().await;
                 }
                 () = sleep_until(timer) => {
@@ -326,7 +407,7 @@ impl Driver {
                 }
             }
             let seen = self.messages;
-            self.drain().await?;
+            self.seal().await?;
             // Lingering: each message from the peer (not its control packets) restarts the
             // wait.
             if let (Some(_), Some(d), true) = (linger_at, self.cx.linger, self.messages != seen) {
@@ -356,28 +437,42 @@ impl Driver {
             debug!(peer = %self.cx.peer, "asymmetric ratchet requested");
         }
         self.note(r);
+        // The request is written before anything else is sealed.
+        if let Err(end) = self.drain().await {
+            self.end.get_or_insert(end);
+        }
     }
 
     fn ratchet_outstanding(&self) -> bool {
         self.conn.session().is_some_and(|s| s.ratchet_outstanding())
     }
 
-    fn send(&mut self, plain: &[u8]) -> Result<(), End> {
-        for chunk in plain.chunks(MAX_PAYLOAD) {
-            if self.ratchet_outstanding() || !self.held.is_empty() {
-                self.held.push(chunk.to_vec());
-                continue;
-            }
-            let r = self.conn.send(chunk, now());
-            if r.is_err() {
+    /// Hands what the transport read to the connection: bytes (framed only, on the batched
+    /// data path), the end of the stream, or (with the transport's reason, which is the one
+    /// to report) a failed read.
+    fn feed(&mut self, read: std::io::Result<Option<Chunk>>) {
+        let now = now();
+        match read {
+            Ok(Some(bytes)) => {
+                let r = if self.cx.work.batcher.mode() == Mode::Off {
+                    self.conn.handle_bytes(&bytes, now, &mut OsEntropy)
+                } else {
+                    self.conn
+                        .handle_bytes_batched(&bytes, now, &mut OsEntropy, &mut self.inbox)
+                };
                 self.note(r);
-                return Ok(());
             }
-            if let Some(c) = &self.cx.counters {
-                c.tx_bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            Ok(None) => {
+                self.rx_done = true;
+                let r = self.conn.handle_end_of_stream(now, &mut OsEntropy);
+                self.note(r);
+            }
+            Err(e) => {
+                self.rx_done = true;
+                let _ = self.conn.handle_end_of_stream(now, &mut OsEntropy);
+                self.last_error = Some(format!("read: {e}"));
             }
         }
-        Ok(())
     }
 
     fn note(&mut self, r: Result<(), dktp::Error>) {
@@ -387,6 +482,7 @@ impl Driver {
                 dktp::Error::Crypto(dktp::error::CryptoFailure::ZeroPublicKey)
             );
             self.last_error = Some(e.to_string());
+            self.failure.get_or_insert(e);
         }
     }
 
@@ -407,7 +503,7 @@ impl Driver {
                 self.last_error.clone().unwrap_or_else(|| "closed".into()),
             ));
         }
-        if self.rx_done && self.to_peer.is_empty() {
+        if self.rx_done && self.to_peer.is_empty() && self.inbox.is_empty() {
             return Some(End::Transport(
                 self.last_error
                     .clone()
@@ -417,30 +513,127 @@ impl Driver {
         None
     }
 
-    /// Takes what the engine hands out: packets to the peer's queue, messages to the local
-    /// queue (or back to the peer when echoing), records of the secrets to the store (before
-    /// any later packet is queued).
-    async fn drain(&mut self) -> Result<(), End> {
+    /// The data path's turn: opens what arrived and seals what waits (in place, or with
+    /// other tunnels' packets through the batcher), taking the engine's outputs before and
+    /// after, until nothing is left to do.
+    async fn seal(&mut self) -> Result<(), End> {
         loop {
-            self.drain_once().await?;
-            if self.held.is_empty() || self.ratchet_outstanding() || !self.conn.is_established() {
+            self.drain().await?;
+            let can_seal = !self.dead
+                && self.conn.is_established()
+                && !self.ratchet_outstanding()
+                && !self.pending.is_empty();
+            if self.inbox.is_empty() && !can_seal {
                 return Ok(());
             }
-            while let Some(m) = self.held.pop() {
-                let r = self.conn.send(&m, now());
-                if r.is_err() {
-                    self.note(r);
-                    self.held = OutQueue::default();
-                    return self.drain_once().await;
+            let mut seals = Vec::new();
+            if can_seal {
+                while let Some(m) = self.pending.pop() {
+                    seals.push(m);
                 }
-                if let Some(c) = &self.cx.counters {
-                    c.tx_bytes.fetch_add(m.len() as u64, Ordering::Relaxed);
+            }
+            if self.cx.work.batcher.mode() == Mode::Off {
+                let now = now();
+                for m in seals {
+                    let r = self.conn.send(&m, now);
+                    if r.is_ok() {
+                        self.count_tx(m.len());
+                    }
+                    self.note(r);
+                }
+                continue;
+            }
+            let turn = Turn {
+                conn: std::mem::take(&mut self.conn),
+                opens: std::mem::take(&mut self.inbox),
+                seals,
+            };
+            let done = self.cx.work.batcher.run(turn).await;
+            self.conn = done.conn;
+            let whole = self.tx.is_stream();
+            if whole && !done.output.is_empty() {
+                self.to_peer.push(done.output.clone());
+            }
+            let mut deferred = Vec::new();
+            for (m, outcome) in done.seals {
+                match outcome {
+                    Sealed::Packet(range) => {
+                        self.count_tx(m.len());
+                        if !whole && let Some(p) = done.output.get(range) {
+                            self.to_peer.push(p.to_vec());
+                        }
+                    }
+                    Sealed::Deferred => deferred.push(m),
+                    Sealed::Failed(e) => {
+                        warn!(peer = %self.cx.peer, "a message was not sent: {e}");
+                    }
+                }
+            }
+            self.pending.push_front_all(deferred);
+            let now = now();
+            for (mut packet, outcome) in done.opens {
+                match outcome {
+                    Opened::Message(range) => {
+                        let len = range.len();
+                        packet.copy_within(range, 0);
+                        packet.truncate(len);
+                        self.deliver(packet);
+                    }
+                    Opened::Scalar => {
+                        let r = self.conn.handle_packet(packet, now, &mut OsEntropy);
+                        self.note(r);
+                    }
+                    Opened::Failed(e) => {
+                        let e = self.conn.fail(e, now);
+                        self.note(Err(e));
+                        break;
+                    }
                 }
             }
         }
     }
 
-    async fn drain_once(&mut self) -> Result<(), End> {
+    fn count_tx(&self, n: usize) {
+        if let Some(m) = &self.cx.work.metrics {
+            m.tx_bytes.inc_by(n as u64);
+            m.tx_packets.inc();
+        }
+        if let Some(s) = &self.stats {
+            s.tx_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// A received message: to the local side, or back to the peer when echoing.
+    fn deliver(&mut self, m: Vec<u8>) {
+        if m.len() > self.cx.work.max_message {
+            let too_long = dktp::error::Malformed::TooLong {
+                msglen: u32::try_from(m.len() + 64).unwrap_or(u32::MAX),
+                max: u32::try_from(self.cx.work.max_message + 64).unwrap_or(u32::MAX),
+            };
+            let e = self.conn.fail(too_long.into(), now());
+            warn!(peer = %self.cx.peer, "refused a message of {} bytes (max_message {})", m.len(), self.cx.work.max_message);
+            self.note(Err(e));
+            return;
+        }
+        self.messages += 1;
+        if let Some(mx) = &self.cx.work.metrics {
+            mx.rx_bytes.inc_by(m.len() as u64);
+            mx.rx_packets.inc();
+        }
+        if let Some(s) = &self.stats {
+            s.rx_bytes.fetch_add(m.len() as u64, Ordering::Relaxed);
+        }
+        if self.echo {
+            self.pending.push(m);
+        } else {
+            self.to_local.push(m);
+        }
+    }
+
+    /// Takes what the engine hands out: packets to the peer's queue, messages to the local
+    /// queue (or back to the peer when echoing), records of the secrets to the store (before
+    /// any later packet is queued).
+    async fn drain(&mut self) -> Result<(), End> {
         if self.keyid.is_none() {
             self.keyid = self.conn.keys().map(|k| *k.local.keyid());
         }
@@ -457,17 +650,7 @@ impl Driver {
                     }
                 }
                 Output::Event(Event::Secrets(update)) => self.persist(update).await?,
-                Output::Event(Event::Message(m)) => {
-                    self.messages += 1;
-                    if let Some(c) = &self.cx.counters {
-                        c.rx_bytes.fetch_add(m.len() as u64, Ordering::Relaxed);
-                    }
-                    if self.echo {
-                        self.send(&m)?;
-                    } else {
-                        self.to_local.push(m.into_vec());
-                    }
-                }
+                Output::Event(Event::Message(m)) => self.deliver(m.into_vec()),
                 Output::Event(Event::Established) => {
                     if let Some(s) = self.conn.session() {
                         info!(
@@ -484,6 +667,9 @@ impl Driver {
                         Direction::Transmit => "transmit",
                         Direction::Receive => "receive",
                     };
+                    if let Some(m) = &self.cx.work.metrics {
+                        m.ratchet(which);
+                    }
                     info!(peer = %self.cx.peer, channel = which, "asymmetric ratchet completed");
                 }
                 Output::Event(Event::Closed { code, by_peer }) => {
@@ -520,6 +706,7 @@ impl Driver {
         let store = self.cx.store.clone();
         let record = update.record.clone();
         let expected = self.record.clone();
+        let started = std::time::Instant::now();
         let saved =
             tokio::task::spawn_blocking(move || store.save_if(&keyid, expected.as_ref(), &record))
                 .await
@@ -535,6 +722,10 @@ impl Driver {
                         ))
                     }
                 });
+        if let Some(m) = &self.cx.work.metrics {
+            m.store_commit_seconds
+                .observe(started.elapsed().as_secs_f64());
+        }
         if let Err(e) = saved {
             self.restore_listener_record(&keyid).await;
             // Nothing that commits to the new secrets may leave now: drop the connection.
@@ -544,7 +735,11 @@ impl Driver {
             return Err(End::Transport(format!("store: {e:#}")));
         }
         crash_step("stored a record");
-        self.record = Some(update.record.clone());
+        let generation = update.record.latest().number();
+        if let Some(s) = &self.stats {
+            s.generation.store(generation, Ordering::Relaxed);
+        }
+        self.record = Some(update.record);
         let change = match update.change {
             SecretsChange::Pending => "pending",
             SecretsChange::Confirmed => "confirmed",
@@ -555,7 +750,7 @@ impl Driver {
             peer = %self.cx.peer,
             keyid = %hex::encode(keyid),
             change,
-            generation = update.record.latest().number(),
+            generation,
             "secrets stored"
         );
         Ok(())
@@ -608,27 +803,6 @@ impl Driver {
     }
 }
 
-/// Hands what the transport read to the connection: bytes, the end of the stream, or (with
-/// the transport's reason, which is the one to report) a failed read.
-fn feed(
-    conn: &mut Connection,
-    read: std::io::Result<Option<&[u8]>>,
-    rx_done: &mut bool,
-) -> (Result<(), dktp::Error>, Option<String>) {
-    match read {
-        Ok(Some(bytes)) => (conn.handle_bytes(bytes, now(), &mut OsEntropy), None),
-        Ok(None) => {
-            *rx_done = true;
-            (conn.handle_end_of_stream(now(), &mut OsEntropy), None)
-        }
-        Err(e) => {
-            *rx_done = true;
-            let _ = conn.handle_end_of_stream(now(), &mut OsEntropy);
-            (Ok(()), Some(format!("read: {e}")))
-        }
-    }
-}
-
 async fn write_local(
     w: Option<&mut Box<dyn AsyncWrite + Unpin + Send>>,
     q: &mut OutQueue,
@@ -657,14 +831,24 @@ async fn flush_local(q: &mut OutQueue, w: &mut Box<dyn AsyncWrite + Unpin + Send
     let _ = w.shutdown().await;
 }
 
+/// One read of the local side into a buffer of its own, which becomes the message (so an
+/// idle tunnel holds none); `None` at its end. Cancel safe.
 async fn read_local(
     r: Option<&mut Box<dyn AsyncRead + Unpin + Send>>,
-    buf: &mut [u8],
-) -> std::io::Result<usize> {
-    match r {
-        Some(r) => r.read(buf).await,
-        None => std::future::pending().await,
+    max: usize,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let Some(r) = r else {
+        return std::future::pending().await;
+    };
+    let mut buf = Vec::with_capacity(max);
+    if r.read_buf(&mut buf).await? == 0 {
+        return Ok(None);
     }
+    if buf.len() < buf.capacity() / 4 {
+        // Queued, it must not keep the whole read buffer.
+        buf.shrink_to_fit();
+    }
+    Ok(Some(buf))
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -4,6 +4,7 @@
 //! McEliece keys (FACTS §11.5).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod batched;
 mod drop_matrix;
 mod listener;
 mod mceliece_zero_key;

@@ -3,5 +3,6 @@
 
 mod bad_input;
 mod crash;
+mod load;
 mod support;
 mod tunnel;
