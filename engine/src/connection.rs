@@ -175,6 +175,8 @@ pub struct Connection {
     closed: bool,
     /// The key id a server connection's connect request named, refused or not.
     requested: Option<[u8; crate::peer_key::KEYID_SIZE]>,
+    /// The record of the secrets the handshake started from.
+    base: Option<Generations>,
 }
 
 impl core::fmt::Debug for Connection {
@@ -235,9 +237,11 @@ impl Connection {
         rng: &mut dyn Entropy,
     ) -> Result<Connection, Error> {
         let deadline = now.saturating_add(settings.handshake_timeout(keys.config()));
+        let base = secrets.clone();
         let flight = client::start_with(keys, secrets, settings.clone(), now, rng)?;
         let mut conn = Connection::new(State::ClientConnect(flight.next), settings, now);
         conn.deadline = deadline;
+        conn.base = Some(base);
         conn.outbox.push_back(Output::Transmit(flight.packet));
         Ok(conn)
     }
@@ -260,6 +264,7 @@ impl Connection {
             last_activity: now,
             closed: false,
             requested: None,
+            base: None,
         }
     }
 
@@ -486,6 +491,7 @@ impl Connection {
                     .filter(|_| packet.first() == Some(&packet::Flag::ConnectRequest.as_u8()))
                     .and_then(|id| id.try_into().ok());
                 listener.first_packet(&packet, now, rng).map(|f| {
+                    self.base = Some(f.next.secrets().clone());
                     // The configuration is known now: its own deadline.
                     self.deadline = self
                         .deadline
@@ -674,6 +680,15 @@ impl Connection {
     /// named, whether or not the listener knew it: for the logs of a refusal. Untrusted.
     pub fn requested_keyid(&self) -> Option<&[u8; crate::peer_key::KEYID_SIZE]> {
         self.requested.as_ref()
+    }
+
+    /// The record of the pre-shared secrets this connection's handshake started from (a
+    /// client's: the record it connected with; a server's: its listener's record of the
+    /// peer when the connect request arrived). A store that several connections (or
+    /// several servers) share changes a record only if it still holds this one: two
+    /// handshakes from the same record cannot both commit.
+    pub fn base_record(&self) -> Option<&Generations> {
+        self.base.as_ref()
     }
 
     /// The keys in use, once known.

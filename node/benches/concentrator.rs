@@ -140,12 +140,13 @@ fn main() {
         &["loadgen", "setup", "fleet", "-n", "64", "--config", CONFIG],
     );
     let mut best = [0.0f64; 2];
-    for _ in 0..rounds {
+    for round in 0..rounds {
         for (i, mode) in ["off", "auto"].into_iter().enumerate() {
-            let (server, addr) = serve(&dir, &format!("server-{mode}"), &["--batch", mode]);
+            // Logs of their own: a process's address is read from its log.
+            let (server, addr) = serve(&dir, &format!("server-{mode}-{round}"), &["--batch", mode]);
             let r = loadgen(
                 &dir,
-                &format!("load-{mode}"),
+                &format!("load-{mode}-{round}"),
                 &[
                     &addr,
                     "--dir",

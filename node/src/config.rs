@@ -17,7 +17,8 @@
 //! max_message = 65472                       # plaintext bytes per DKTP message at most
 //! batch = "auto"                            # batched data path: auto, always, off
 //! metrics = "127.0.0.1:9318"                # Prometheus text format at /metrics
-//! key_pool = 16                             # ephemeral KEM key pairs kept ready
+//! key_pool = 16                             # ephemeral KEM key pairs kept ready (McEliece)
+//! handshake_threads = 2                     # threads for handshake work (0: in place)
 //!
 //! [[peer]]
 //! name = "terminal-17"                      # for the logs
@@ -93,7 +94,8 @@ impl std::fmt::Display for Target {
 pub struct ServeFile {
     listen: Option<Vec<String>>,
     ws: Option<Vec<String>>,
-    store: Option<PathBuf>,
+    store: Option<String>,
+    node: Option<String>,
     forward: Option<String>,
     ratchet_every: Option<String>,
     handshake_timeout: Option<String>,
@@ -107,6 +109,7 @@ pub struct ServeFile {
     batch: Option<Mode>,
     metrics: Option<String>,
     key_pool: Option<usize>,
+    handshake_threads: Option<usize>,
     #[serde(default, rename = "peer")]
     peers: Vec<PeerFile>,
 }
@@ -130,7 +133,9 @@ pub struct ServeFlags {
     /// `--ws`.
     pub ws: Vec<String>,
     /// `--store`.
-    pub store: Option<PathBuf>,
+    pub store: Option<String>,
+    /// `--node`.
+    pub node: Option<String>,
     /// `--forward` (or `echo` from `--echo`).
     pub forward: Option<String>,
     /// `--peer KEY:PEER`, added to the file's peers.
@@ -159,6 +164,8 @@ pub struct ServeFlags {
     pub metrics: Option<String>,
     /// `--key-pool`.
     pub key_pool: Option<usize>,
+    /// `--handshake-threads`.
+    pub handshake_threads: Option<usize>,
 }
 
 /// A handshake rate in the file: a number a second, or `"off"`.
@@ -211,8 +218,10 @@ pub struct ServeConfig {
     pub default_listen: bool,
     /// WebSocket listen addresses.
     pub ws: Vec<SocketAddr>,
-    /// The ratchet store.
-    pub store: PathBuf,
+    /// The ratchet store: a file, or `etcd://HOST:PORT,.../PREFIX`.
+    pub store: String,
+    /// This node's name in a cluster.
+    pub node: String,
     /// The default target.
     pub forward: Target,
     /// Start an asymmetric ratchet per session this often.
@@ -231,8 +240,12 @@ pub struct ServeConfig {
     pub batch: Mode,
     /// Where to serve metrics.
     pub metrics: Option<SocketAddr>,
-    /// Ephemeral key pairs kept ready (0: none).
-    pub key_pool: usize,
+    /// Ephemeral key pairs kept ready (`None`: [`DEFAULT_KEY_POOL`] for McEliece, none
+    /// for ML-KEM, whose key generation is cheaper than the hand-over to a refill thread).
+    pub key_pool: Option<usize>,
+    /// Threads for handshake work, below the sessions' priority (`None`: one per core;
+    /// 0: on the runtime, in place).
+    pub handshake_threads: Option<usize>,
     /// The peers.
     pub peers: Vec<PeerSpec>,
 }
@@ -245,7 +258,8 @@ impl ServeConfig {
             listen: Vec::new(),
             default_listen: false,
             ws: Vec::new(),
-            store,
+            store: store.to_string_lossy().into_owned(),
+            node: default_node_name(),
             forward: Target::Echo,
             ratchet_every: None,
             handshake_timeout: None,
@@ -255,7 +269,8 @@ impl ServeConfig {
             max_message: crate::tunnel::MAX_PAYLOAD,
             batch: Mode::Auto,
             metrics: None,
-            key_pool: DEFAULT_KEY_POOL,
+            key_pool: None,
+            handshake_threads: None,
             peers: Vec::new(),
         }
     }
@@ -297,10 +312,12 @@ impl ServeConfig {
             .iter()
             .map(|a| parse_addr(a))
             .collect::<Result<_>>()?;
-        let store = flags
-            .store
-            .or_else(|| file.store.map(rel))
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE));
+        let store = match flags.store.or(file.store) {
+            Some(s) if s.starts_with("etcd://") => s,
+            Some(s) => rel(PathBuf::from(s)).to_string_lossy().into_owned(),
+            None => DEFAULT_STORE.to_string(),
+        };
+        let node = flags.node.or(file.node).unwrap_or_else(default_node_name);
         let forward = match flags.forward.or(file.forward) {
             Some(t) => Target::parse(&t)?,
             None => Target::Echo,
@@ -346,11 +363,7 @@ impl ServeConfig {
                 forward: None,
             });
         }
-        if peers.is_empty() {
-            bail!(
-                "no peers: add [[peer]] tables to the config file or --peer LOCAL.dskey:REMOTE.dpkey"
-            );
-        }
+
         if listen.is_empty() && ws.is_empty() {
             bail!("nothing to listen on");
         }
@@ -359,6 +372,7 @@ impl ServeConfig {
             default_listen,
             ws,
             store,
+            node,
             forward,
             ratchet_every,
             handshake_timeout,
@@ -402,10 +416,21 @@ impl ServeConfig {
                 .or(file.metrics)
                 .map(|m| parse_metrics_addr(&m))
                 .transpose()?,
-            key_pool: flags.key_pool.or(file.key_pool).unwrap_or(DEFAULT_KEY_POOL),
+            key_pool: flags.key_pool.or(file.key_pool),
+            handshake_threads: flags.handshake_threads.or(file.handshake_threads),
             peers,
         })
     }
+}
+
+/// A node's name when none is given: the host's name and the process id.
+pub fn default_node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "dktp".into());
+    format!("{host}-{}", std::process::id())
 }
 
 /// The smallest per-direction buffer: one message must fit.
@@ -462,7 +487,7 @@ forward = "echo"
         })
         .expect("load");
         assert_eq!(c.listen, vec![parse_addr("127.0.0.1:4000").expect("addr")]);
-        assert_eq!(c.store, dir.join("s.redb"));
+        assert_eq!(c.store, dir.join("s.redb").to_string_lossy());
         assert_eq!(c.forward, Target::Unix("/run/x.sock".into()));
         assert_eq!(c.ratchet_every, Some(Duration::from_secs(600)));
         assert_eq!(c.idle_timeout, Some(None));

@@ -17,6 +17,7 @@ mod limits;
 mod loadgen;
 mod logging;
 mod metrics;
+mod peers;
 mod serve;
 mod speed;
 mod speed_batch;
@@ -64,6 +65,10 @@ enum Command {
     Serve(ServeArgs),
     /// Connect to a server: the tunnel on a local port (-L) or on stdin/stdout.
     Connect(ConnectArgs),
+    /// Provision peers in a store: add, remove (revoke), list. With an etcd store every
+    /// server of the cluster sees the change at once.
+    #[command(subcommand)]
+    Peer(peers::PeerCmd),
     /// Show a running server's sessions, per peer (reads its --metrics endpoint), like
     /// `wg show`.
     Status(status::StatusArgs),
@@ -109,9 +114,13 @@ struct ServeArgs {
     /// WebSocket address to listen on (repeatable): one DKTP packet per binary frame.
     #[arg(long)]
     ws: Vec<String>,
-    /// The ratchet store (default dktp-store.redb).
+    /// The ratchet store: a file (default dktp-store.redb), or etcd://HOST:PORT,.../PREFIX
+    /// for a cluster of servers.
     #[arg(short, long)]
-    store: Option<PathBuf>,
+    store: Option<String>,
+    /// This server's name in a cluster (default: host name and process id).
+    #[arg(long)]
+    node: Option<String>,
     /// Where peers' streams go: HOST:PORT, unix:PATH or echo.
     #[arg(short, long)]
     forward: Option<String>,
@@ -155,9 +164,13 @@ struct ServeArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics (IP:PORT, or a port on 127.0.0.1).
     #[arg(long)]
     metrics: Option<String>,
-    /// Ephemeral KEM key pairs to keep ready (default 16; 0: none).
+    /// Ephemeral KEM key pairs to keep ready (default: 16 with McEliece, none with ML-KEM).
     #[arg(long)]
     key_pool: Option<usize>,
+    /// Threads for handshake work, below the sessions' priority (default: one per core; 0:
+    /// on the runtime's threads).
+    #[arg(long)]
+    handshake_threads: Option<usize>,
 }
 
 #[derive(Args)]
@@ -267,6 +280,7 @@ fn run(cmd: Command) -> Result<()> {
                 listen: a.listen,
                 ws: a.ws,
                 store: a.store,
+                node: a.node,
                 forward: if a.echo {
                     Some("echo".into())
                 } else {
@@ -285,9 +299,10 @@ fn run(cmd: Command) -> Result<()> {
                 batch: a.batch,
                 metrics: a.metrics,
                 key_pool: a.key_pool,
+                handshake_threads: a.handshake_threads,
             })?;
             runtime()?.block_on(async {
-                let store = store::Store::open(&cfg.store)?;
+                let store = store::Store::at(&cfg.store)?;
                 let server = serve::Server::new(&cfg, store)?;
                 let bound = serve::Server::bind(&cfg).await?;
                 server.run(bound, shutdown_signal()).await
@@ -337,6 +352,7 @@ fn run(cmd: Command) -> Result<()> {
         }
         Command::Demo(a) => runtime()?.block_on(demo::run(a)),
         Command::Status(a) => runtime()?.block_on(status::run(a)),
+        Command::Peer(c) => peers::run(c),
         Command::Loadgen(a) => runtime()?.block_on(loadgen::run(a)),
         Command::Speed { .. } => Ok(()),
     }

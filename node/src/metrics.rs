@@ -73,6 +73,8 @@ pub enum Refusal {
     MaxSessions,
     /// The WebSocket upgrade failed or timed out.
     WebSocket,
+    /// The store could not commit (a cluster's store without a quorum): refused with 0x0B.
+    StoreUnavailable,
     /// A connect request for a key id the server does not know (0x0F).
     UnknownKey,
     /// A configuration the peer's key is not for (0x18).
@@ -109,6 +111,7 @@ impl Refusal {
             Refusal::MaxHandshakes => "max_handshakes",
             Refusal::MaxSessions => "max_sessions",
             Refusal::WebSocket => "websocket",
+            Refusal::StoreUnavailable => "store_unavailable",
             Refusal::UnknownKey => "unknown_key",
             Refusal::Configuration => "configuration",
             Refusal::Expired => "expired",

@@ -13,13 +13,16 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
 use dktp::kex::{PeerKeys, Settings};
 use dktp::listener::Listener;
 use dktp::peer_key::KEYID_SIZE;
+use parking_lot::{Mutex, RwLock};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 use tracing::{debug, error, info, warn};
 
 use crate::batcher::Batcher;
@@ -28,7 +31,7 @@ use crate::hspool::HandshakePool;
 use crate::keys;
 use crate::limits::{Limits, Slot};
 use crate::metrics::{Metrics, Refusal};
-use crate::store::Store;
+use crate::store::{Change, NodeInfo, PeerMeta, SessionInfo, Store};
 use crate::transport::{self, Rx, Tx};
 use crate::tunnel::{Context as TunnelContext, Driver, End, Local, Work, describe};
 use crate::util::{code_hex, now};
@@ -39,16 +42,23 @@ type Route = (Option<String>, Target);
 /// The scheduling priority (`nice`) of the handshake threads: below the sessions'.
 const HANDSHAKE_NICE: i32 = 10;
 
+/// Live sessions by peer, each with the signal that closes it (a revoked peer's).
+type Live = HashMap<[u8; KEYID_SIZE], HashMap<u64, Arc<Notify>>>;
+
 /// A running concentrator's shared state.
 #[derive(Clone)]
 pub struct Server {
     listener: Listener,
     store: Store,
-    targets: Arc<HashMap<[u8; KEYID_SIZE], Route>>,
+    /// Where each peer's stream goes (peers come and go with a cluster's store).
+    targets: Arc<RwLock<HashMap<[u8; KEYID_SIZE], Route>>>,
+    default_target: Target,
     ratchet_every: Option<std::time::Duration>,
     limits: Limits,
     work: Work,
     metrics: Arc<Metrics>,
+    live: Arc<Mutex<Live>>,
+    node: String,
 }
 
 /// The sockets a server listens on, bound.
@@ -70,7 +80,8 @@ impl Bound {
 }
 
 impl Server {
-    /// Loads the peers (their keys, and their records from the store) and the settings.
+    /// Loads the peers (those of the config file, and those added to the store with
+    /// `dktp peer add`) with their records, and the settings.
     pub fn new(cfg: &ServeConfig, store: Store) -> Result<Server> {
         let mut peers = Vec::new();
         for p in &cfg.peers {
@@ -78,6 +89,55 @@ impl Server {
             peers.push((keys, p.name.clone(), p.forward.clone()));
         }
         Server::from_peers(cfg, store, peers)
+    }
+
+    /// Adds (or updates) a peer the store says this server serves.
+    fn serve_peer(&self, keys: PeerKeys, record: dktp::generation::Generations, meta: &PeerMeta) {
+        let keyid = *keys.local.keyid();
+        let target = meta
+            .forward
+            .as_deref()
+            .and_then(|f| Target::parse(f).ok())
+            .unwrap_or_else(|| self.default_target.clone());
+        self.metrics.peer(&keyid, meta.name.as_deref());
+        self.targets
+            .write()
+            .insert(keyid, (meta.name.clone(), target));
+        self.listener.insert(keys, record);
+    }
+
+    /// Follows a cluster's store: peers added and removed elsewhere, records advanced by
+    /// other nodes. A removed peer is revoked: its live sessions here close at once.
+    async fn follow(self, mut changes: tokio::sync::mpsc::UnboundedReceiver<Change>) {
+        while let Some(change) = changes.recv().await {
+            match change {
+                Change::Peer(entry) => {
+                    let keyid = *entry.keys.local.keyid();
+                    if entry.meta.added || self.listener.peer(&keyid).is_some() {
+                        info!(keyid = %hex::encode(keyid), name = entry.meta.name.as_deref().unwrap_or(""), "peer added");
+                        self.serve_peer(entry.keys, entry.secrets, &entry.meta);
+                    }
+                }
+                Change::Removed(keyid) => {
+                    if self.listener.remove(&keyid) {
+                        self.targets.write().remove(&keyid);
+                        let closing: Vec<Arc<Notify>> = self
+                            .live
+                            .lock()
+                            .get(&keyid)
+                            .map(|m| m.values().cloned().collect())
+                            .unwrap_or_default();
+                        warn!(keyid = %hex::encode(keyid), sessions = closing.len(), "peer removed (revoked): closing its sessions");
+                        for n in closing {
+                            n.notify_one();
+                        }
+                    }
+                }
+                Change::Secrets(keyid, record) => {
+                    self.listener.set_secrets(&keyid, record);
+                }
+            }
+        }
     }
 
     /// A server for pairs already in memory (the demo), with the default target.
@@ -102,13 +162,19 @@ impl Server {
         if let Some(idle) = cfg.idle_timeout {
             settings = settings.with_idle_timeout(idle.map(|d| d.as_secs().max(1)));
         }
-        // A pool of ephemeral key pairs for the KEM most peers use.
-        if cfg.key_pool > 0
-            && let Some(kem) = most_common_kem(&peers)
+        // A pool of ephemeral key pairs for the KEM most peers use: by default for
+        // McEliece only (key generation up to a second; ML-KEM's takes less than the
+        // hand-over to the refill thread).
+        let kem = most_common_kem(&peers);
+        let depth = cfg.key_pool.unwrap_or(match kem {
+            Some(k) if k.is_mceliece() => crate::config::DEFAULT_KEY_POOL,
+            _ => 0,
+        });
+        if depth > 0
+            && let Some(kem) = kem
         {
             let pool = Arc::new(
-                dktp::pool::KeyPool::new(kem, cfg.key_pool)
-                    .map_err(|e| anyhow!("key pool: {e}"))?,
+                dktp::pool::KeyPool::new(kem, depth).map_err(|e| anyhow!("key pool: {e}"))?,
             );
             metrics.watch_key_pool(pool.clone());
             settings = settings.with_key_pool(pool);
@@ -116,13 +182,47 @@ impl Server {
         let listener = Listener::new(settings);
         let limits = Limits::new(&cfg.limits);
         {
-            let limits = limits.clone();
-            listener.set_admission(move |_| limits.admit());
+            // The global handshake rate, and a store that can commit (a cluster's store
+            // needs a quorum): checked after the engine's cheap checks, before any
+            // signature.
+            let (limits, store) = (limits.clone(), store.clone());
+            listener.set_admission(move |_| store.backend().healthy() && limits.admit());
         }
         let mut targets = HashMap::new();
-        let pairs: Vec<PeerKeys> = peers.iter().map(|p| p.0.clone()).collect();
-        let records = store.import_all(&pairs)?;
+        let pairs: Vec<(PeerKeys, PeerMeta)> = peers
+            .iter()
+            .map(|(k, name, forward)| {
+                let meta = PeerMeta {
+                    name: name.clone(),
+                    forward: forward.as_ref().map(ToString::to_string),
+                    added: false,
+                };
+                (k.clone(), meta)
+            })
+            .collect();
+        let records = store.import_peers(&pairs)?;
         drop(pairs);
+        let in_config: std::collections::HashSet<[u8; KEYID_SIZE]> =
+            peers.iter().map(|p| *p.0.local.keyid()).collect();
+        // Peers added to the store with `dktp peer add`.
+        let added: Vec<crate::store::Entry> = store
+            .entries()?
+            .into_iter()
+            .filter(|e| e.meta.added && !in_config.contains(e.keys.local.keyid()))
+            .collect();
+        for e in &added {
+            let keyid = *e.keys.local.keyid();
+            let target = e
+                .meta
+                .forward
+                .as_deref()
+                .map(Target::parse)
+                .transpose()?
+                .unwrap_or_else(|| cfg.forward.clone());
+            metrics.peer(&keyid, e.meta.name.as_deref());
+            targets.insert(keyid, (e.meta.name.clone(), target));
+            listener.insert(e.keys.clone(), e.secrets.clone());
+        }
         for ((keys, name, forward), record) in peers.into_iter().zip(records) {
             let keyid = *keys.local.keyid();
             debug!(
@@ -144,24 +244,39 @@ impl Server {
             }
             listener.insert(keys, record);
         }
-        info!(peers = listener.len(), "peers loaded");
+        info!(peers = listener.len(), store = %store.location(), "peers loaded");
+        if listener.is_empty() && !cfg.store.starts_with("etcd://") {
+            anyhow::bail!(
+                "no peers: add [[peer]] tables to the config file, --peer LOCAL.dskey:REMOTE.dpkey, \
+                 or `dktp peer add` to the store"
+            );
+        }
         let batcher = Batcher::new(cfg.batch).context("starting the batcher")?;
         metrics.watch_batcher(batcher.shared_stats());
-        let pool = HandshakePool::per_core(HANDSHAKE_NICE).context("starting handshake threads")?;
+        let pool = match cfg.handshake_threads {
+            Some(0) => None,
+            Some(n) => Some(HandshakePool::new(n, HANDSHAKE_NICE)),
+            None => Some(HandshakePool::per_core(HANDSHAKE_NICE)),
+        }
+        .transpose()
+        .context("starting handshake threads")?;
         Ok(Server {
             listener,
             store,
-            targets: Arc::new(targets),
+            targets: Arc::new(RwLock::new(targets)),
+            default_target: cfg.forward.clone(),
             ratchet_every: cfg.ratchet_every,
             limits,
             work: Work {
                 batcher,
-                pool: Some(pool),
+                pool,
                 metrics: Some(metrics.clone()),
                 queue_limit: cfg.buffer,
                 max_message: cfg.max_message,
             },
             metrics,
+            live: Arc::new(Mutex::new(HashMap::new())),
+            node: cfg.node.clone(),
         })
     }
 
@@ -196,6 +311,7 @@ impl Server {
         bound: Bound,
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<()> {
+        let listening = bound.addrs().0;
         let mut tasks = tokio::task::JoinSet::new();
         for l in bound.tcp {
             info!(addr = %l.local_addr()?, "listening (TCP)");
@@ -208,11 +324,43 @@ impl Server {
         if let Some(l) = bound.metrics {
             tasks.spawn(crate::metrics::serve(l, self.metrics.clone()));
         }
+        // A cluster's store: follow the others, and register this node.
+        let (changes, follow) = tokio::sync::mpsc::unbounded_channel();
+        if self.store.backend().watch(changes) {
+            let me = self.clone();
+            tasks.spawn(async move {
+                me.follow(follow).await;
+                Ok(())
+            });
+        }
+        self.store.backend().join(NodeInfo {
+            node: self.node.clone(),
+            listen: listening.iter().map(ToString::to_string).collect(),
+            since: now(),
+        });
         let limits = self.limits.clone();
         tasks.spawn(async move {
             loop {
                 tokio::time::sleep(Limits::TIDY_EVERY).await;
                 limits.tidy();
+            }
+        });
+        // Says when the store stops and starts answering (a cluster's store needs a
+        // quorum): new handshakes are refused meanwhile.
+        let store = self.store.clone();
+        tasks.spawn(async move {
+            let mut was = true;
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                let ok = store.backend().healthy();
+                if ok != was {
+                    if ok {
+                        info!(store = %store.location(), "the store answers again: accepting new handshakes");
+                    } else {
+                        warn!(store = %store.location(), "the store does not answer (no etcd quorum?): refusing new handshakes (0x0b) until it does; established sessions go on");
+                    }
+                    was = ok;
+                }
             }
         });
         tokio::select! {
@@ -340,7 +488,13 @@ impl Server {
                     by_peer,
                     zero_key,
                 } => {
-                    let why = if *by_peer { Refusal::Peer } else { d.refusal() };
+                    let why = match (*by_peer, d.refusal()) {
+                        (true, _) => Refusal::Peer,
+                        (false, Refusal::Overloaded) if !self.store.backend().healthy() => {
+                            Refusal::StoreUnavailable
+                        }
+                        (false, why) => why,
+                    };
                     let result = if why == Refusal::Timeout {
                         "timeout"
                     } else {
@@ -372,15 +526,37 @@ impl Server {
         };
         let (name, target) = self
             .targets
+            .read()
             .get(&keyid)
             .cloned()
-            .unwrap_or((None, Target::Echo));
+            .unwrap_or((None, self.default_target.clone()));
         let stats = m.peer(&keyid, name.as_deref());
         stats
             .last_handshake
             .store(now(), std::sync::atomic::Ordering::Relaxed);
         let _live = stats.session(peer.clone(), now());
         d.watch(stats);
+        // Revocation closes it; a cluster's store lists it.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        let close = Arc::new(Notify::new());
+        self.live
+            .lock()
+            .entry(keyid)
+            .or_default()
+            .insert(id, close.clone());
+        let _unlive = Unlive {
+            live: self.live.clone(),
+            keyid,
+            id,
+        };
+        d.close_on(close);
+        let _registered = self.store.backend().register(SessionInfo {
+            keyid: hex::encode(keyid),
+            name: name.clone().unwrap_or_default(),
+            address: peer.clone(),
+            since: now(),
+        });
         m.sessions.inc();
         let local = match open_target(&target).await {
             Ok(l) => l,
@@ -399,6 +575,25 @@ impl Server {
         d.shutdown().await;
         m.sessions.dec();
         drop(slot);
+    }
+}
+
+/// Takes a session off the live table when it ends.
+struct Unlive {
+    live: Arc<Mutex<Live>>,
+    keyid: [u8; KEYID_SIZE],
+    id: u64,
+}
+
+impl Drop for Unlive {
+    fn drop(&mut self) {
+        let mut live = self.live.lock();
+        if let Some(m) = live.get_mut(&self.keyid) {
+            m.remove(&self.id);
+            if m.is_empty() {
+                live.remove(&self.keyid);
+            }
+        }
     }
 }
 

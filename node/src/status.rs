@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use prometheus_parse::{Scrape, Value};
 
 use crate::config::{DEFAULT_METRICS_PORT, parse_metrics_addr};
+use crate::store::{NodeInfo, SessionInfo};
 use crate::util::{now, utc_date};
 
 /// `dktp status`'s options.
@@ -20,6 +21,12 @@ pub struct StatusArgs {
     /// Peers with no live session too.
     #[arg(short, long)]
     all: bool,
+    /// Every node of a cluster and its sessions, from the cluster's store instead.
+    #[arg(long, requires = "store")]
+    cluster: bool,
+    /// The cluster's store (etcd://HOST:PORT,.../PREFIX), with --cluster.
+    #[arg(short, long)]
+    store: Option<String>,
 }
 
 /// One peer's row.
@@ -195,8 +202,58 @@ pub fn show(st: &Status, from: &str, all: bool, now: u64, out: &mut dyn Write) -
     Ok(())
 }
 
+/// Writes a cluster's nodes and their sessions, as the store lists them.
+pub fn show_cluster(
+    nodes: &[(NodeInfo, Vec<SessionInfo>)],
+    from: &str,
+    now: u64,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let sessions: usize = nodes.iter().map(|(_, s)| s.len()).sum();
+    writeln!(out, "cluster: {from}")?;
+    writeln!(out, "  nodes: {}, sessions: {sessions}", nodes.len())?;
+    for (n, s) in nodes {
+        writeln!(out)?;
+        writeln!(out, "node: {}", n.node)?;
+        writeln!(out, "  listening: {}", n.listen.join(", "))?;
+        writeln!(
+            out,
+            "  up since: {} ({})",
+            utc_date(n.since),
+            ago(n.since, now)
+        )?;
+        writeln!(out, "  sessions: {}", s.len())?;
+        for s in s {
+            let name = if s.name.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", s.name)
+            };
+            writeln!(
+                out,
+                "    peer {}{name}  address {}  since {}",
+                s.keyid,
+                s.address,
+                ago(s.since, now)
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs `dktp status`.
 pub async fn run(a: StatusArgs) -> Result<()> {
+    if a.cluster {
+        let spec = a.store.unwrap_or_default();
+        let nodes = tokio::task::spawn_blocking(move || {
+            let store = crate::store::Store::at(&spec)?;
+            let nodes = store.backend().cluster_status()?;
+            Ok::<_, anyhow::Error>((store.location(), nodes))
+        })
+        .await??;
+        let mut out = std::io::stdout().lock();
+        return show_cluster(&nodes.1, &nodes.0, now(), &mut out);
+    }
     let addr: SocketAddr = parse_metrics_addr(&a.metrics)?;
     let text = crate::metrics::fetch(addr).await?;
     let st = parse(&text)?;

@@ -1,37 +1,30 @@
-//! The ratchet store: per peer, its keys and the record of its pre-shared secrets (the
-//! confirmed generation and at most one pending one, `dktp::generation`), in one embedded
-//! transactional file.
+//! The ratchet store: per peer, its keys, how it was provisioned, and the record of its
+//! pre-shared secrets (the confirmed generation and at most one pending one,
+//! `dktp::generation`), behind one interface ([`Backend`]) with two implementations: an
+//! embedded file ([`embedded`], redb, the default: nothing to install or start) and, for
+//! clusters of concentrators, etcd ([`etcd`], feature `etcd`).
 //!
-//! Built on redb: copy-on-write B-trees with a checksummed, double-buffered commit slot, and
-//! an fsync on every commit (`Durability::Immediate`, redb's default). A commit is atomic: a
-//! process killed at any instant leaves the file as of the last commit that returned, never
-//! half of one. A save returns only once the record is on disk, and the node sends the
-//! packet that commits to it only after that, so what the peer can have seen is always in
-//! the file.
-//!
-//! A file that is not a redb database, a redb database that is not a dktp store, or a store
-//! of a newer format is refused with an error naming the file; nothing here ever resets or
-//! rewrites a file it did not create.
+//! Every change of a record is a compare-and-swap on the record the caller read
+//! ([`Store::save_if`]): two sessions of one pair (on one node or on two) that both try to
+//! advance the secrets from the same generation cannot both succeed. A save returns only
+//! once the record is durable (an fsync; a quorum's), and the node sends the packet that
+//! commits to it only after that, so what the peer can have seen is always stored.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use dktp::generation::{Generation, Generations};
 use dktp::kex::PeerKeys;
 use dktp::peer_key::{KEYID_SIZE, LocalPeerKey, PSS_SIZE, RemotePeerKey};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use zeroize::Zeroizing;
 
-/// What the meta table holds under [`FORMAT_KEY`]: the store's format and version.
-const FORMAT: &[u8] = b"dktp-store/1";
-const FORMAT_KEY: &str = "format";
+pub mod embedded;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-/// Local key id → `len u32 LE || local key (.dskey bytes) || remote key (.dpkey bytes)`.
-const KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("keys");
-/// Local key id → the record of the secrets ([`encode_record`]).
-const SECRETS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("secrets");
+/// A local key id: how the store names a peer.
+pub type KeyId = [u8; KEYID_SIZE];
 
 /// A peer as the store holds it.
 pub struct Entry {
@@ -39,49 +32,167 @@ pub struct Entry {
     pub keys: PeerKeys,
     /// The record of the secrets.
     pub secrets: Generations,
+    /// How it was provisioned.
+    pub meta: PeerMeta,
 }
 
-/// An open store. Cheap to clone; one process at a time may hold a store file (redb locks
-/// it).
-#[derive(Clone)]
-pub struct Store {
-    db: Arc<Database>,
-    path: Arc<PathBuf>,
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the keys' secrets or the record's.
+        f.debug_struct("Entry")
+            .field("keyid", &hex::encode(self.keys.local.keyid()))
+            .field("generation", &self.secrets.latest().number())
+            .field("meta", &self.meta)
+            .finish()
+    }
 }
+
+/// How a peer was provisioned: a server's `[[peer]]` table (served while the file lists
+/// it), or `dktp peer add` (served by every server on the store until `dktp peer remove`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PeerMeta {
+    /// A name for the logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Where its plaintext goes (`HOST:PORT`, `unix:PATH`, `echo`), else the server's
+    /// default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward: Option<String>,
+    /// Added with `dktp peer add`.
+    #[serde(default)]
+    pub added: bool,
+}
+
+impl PeerMeta {
+    /// What to store for a peer imported with this meta over `current` (`None`: keep it):
+    /// `dktp peer add` replaces anything; a config file's import leaves an added peer's
+    /// record alone.
+    fn merged_onto(&self, current: Option<&PeerMeta>) -> Option<PeerMeta> {
+        match current {
+            Some(c) if c == self => None,
+            Some(c) if c.added && !self.added => None,
+            _ => Some(self.clone()),
+        }
+    }
+}
+
+/// What a ratchet store offers. Every method may block (on a disk's fsync or a quorum's
+/// answer): call them from a blocking thread in async code.
+pub trait Backend: Send + Sync {
+    /// Where it is, for messages.
+    fn location(&self) -> String;
+    /// Records each peer the store does not know yet (its record: generation 0, the keys'
+    /// own secrets) and returns every peer's record; a known peer keeps its record, and
+    /// keys that differ from the stored ones in anything but the secrets are refused (key
+    /// files regenerated under an old key id).
+    fn import(&self, peers: &[(PeerKeys, PeerMeta)]) -> Result<Vec<Generations>>;
+    /// Stores `record` only if the stored record is `expected` (any record when `None`),
+    /// and only while the peer exists; returns whether it stored.
+    fn save_if(
+        &self,
+        keyid: &KeyId,
+        expected: Option<&Generations>,
+        record: &Generations,
+    ) -> Result<bool>;
+    /// The peer with local key id `keyid`.
+    fn get(&self, keyid: &KeyId) -> Result<Option<Entry>>;
+    /// Every peer, in key id order.
+    fn entries(&self) -> Result<Vec<Entry>>;
+    /// Forgets a peer (keys, record, provisioning); returns whether it was there.
+    fn remove(&self, keyid: &KeyId) -> Result<bool>;
+
+    // A cluster's store (etcd) also does the following; a file does not need to.
+
+    /// Whether the store can commit now (a file always can; etcd needs a quorum).
+    fn healthy(&self) -> bool {
+        true
+    }
+    /// Reports changes made by other nodes (and `dktp peer`) to `tx`; returns whether it
+    /// will (a file has no other writers while a server holds it).
+    fn watch(&self, _tx: tokio::sync::mpsc::UnboundedSender<Change>) -> bool {
+        false
+    }
+    /// Registers this node (and from now on its sessions) for `dktp status --cluster`.
+    fn join(&self, _node: NodeInfo) {}
+    /// Registers a live session of this node; unregistered when the guard drops.
+    fn register(&self, _session: SessionInfo) -> Option<Registration> {
+        None
+    }
+    /// Every node of the cluster and its sessions.
+    fn cluster_status(&self) -> Result<Vec<(NodeInfo, Vec<SessionInfo>)>> {
+        bail!(
+            "{} is not a cluster's store (etcd://...): see `dktp status` for one server",
+            self.location()
+        )
+    }
+}
+
+/// A change another node (or `dktp peer`) made to a cluster's store.
+#[derive(Debug)]
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+pub enum Change {
+    /// A peer was added (or its provisioning changed).
+    Peer(Box<Entry>),
+    /// A peer was removed: revoked.
+    Removed(KeyId),
+    /// A peer's record advanced.
+    Secrets(KeyId, Generations),
+}
+
+/// A node, as it registers itself in a cluster's store.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct NodeInfo {
+    /// Its name (`--node`).
+    pub node: String,
+    /// Where it listens.
+    pub listen: Vec<String>,
+    /// When it started (Unix seconds).
+    pub since: u64,
+}
+
+/// A live session, as its node registers it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct SessionInfo {
+    /// The peer's local key id (hex).
+    pub keyid: String,
+    /// The peer's name.
+    #[serde(default)]
+    pub name: String,
+    /// The peer's address.
+    pub address: String,
+    /// When the session was established (Unix seconds).
+    pub since: u64,
+}
+
+/// A registered session; unregistered on drop.
+pub struct Registration(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+impl Registration {
+    /// Wraps what unregisters on drop.
+    pub fn new(guard: impl Send + Sync + 'static) -> Registration {
+        Registration(Box::new(guard))
+    }
+}
+
+/// An open store: cheap to clone.
+#[derive(Clone)]
+pub struct Store(Arc<dyn Backend>);
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Store({})", self.path.display())
+        write!(f, "Store({})", self.0.location())
     }
 }
 
 impl Store {
-    /// Opens the store at `path`, creating it (and its parent folder, mode 0700) if there is
-    /// no file there.
+    /// Opens the embedded store at `path`, creating it (and its parent folder, mode 0700)
+    /// if there is no file there.
     pub fn open(path: &Path) -> Result<Store> {
-        let fresh = match std::fs::metadata(path) {
-            Ok(m) => m.len() == 0,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
-            Err(e) => return Err(e).with_context(|| format!("store {}", path.display())),
-        };
-        if fresh && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            create_private_dir(dir)?;
-        }
-        let db = Database::create(path).map_err(|e| refused(path, &e))?;
-        restrict_mode(path)?;
-        let store = Store {
-            db: Arc::new(db),
-            path: Arc::new(path.to_path_buf()),
-        };
-        if fresh {
-            store.init()?;
-        } else {
-            store.check_format()?;
-        }
-        Ok(store)
+        Ok(Store(Arc::new(embedded::Embedded::open(path)?)))
     }
 
-    /// Opens an existing store (refuses to create one).
+    /// Opens an existing embedded store (refuses to create one).
     pub fn open_existing(path: &Path) -> Result<Store> {
         if !path.exists() {
             bail!("store {}: no such file", path.display());
@@ -89,238 +200,87 @@ impl Store {
         Store::open(path)
     }
 
-    fn init(&self) -> Result<()> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
-        {
-            let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
-            meta.insert(FORMAT_KEY, FORMAT).map_err(|e| self.err(e))?;
-            tx.open_table(KEYS).map_err(|e| self.err(e))?;
-            tx.open_table(SECRETS).map_err(|e| self.err(e))?;
-        }
-        tx.commit().map_err(|e| self.err(e))
-    }
-
-    fn check_format(&self) -> Result<()> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let meta = tx.open_table(META).map_err(|_| self.not_a_store())?;
-        let format = meta
-            .get(FORMAT_KEY)
-            .map_err(|e| self.err(e))?
-            .ok_or_else(|| self.not_a_store())?;
-        let format = format.value();
-        if format != FORMAT {
+    /// Opens what `spec` names: `etcd://HOST:PORT[,HOST:PORT...][/PREFIX]`, or a file.
+    pub fn at(spec: &str) -> Result<Store> {
+        if spec.starts_with("etcd://") {
+            #[cfg(feature = "etcd")]
+            return Ok(Store(Arc::new(etcd::Etcd::connect(spec)?)));
+            #[cfg(not(feature = "etcd"))]
             bail!(
-                "store {}: format {:?}, this dktp reads {:?}; refusing to touch it",
-                self.path.display(),
-                String::from_utf8_lossy(format),
-                String::from_utf8_lossy(FORMAT)
+                "{spec}: this dktp was built without the etcd store (cargo build --features \
+                 dktp-node/etcd; it needs protoc)"
             );
         }
-        Ok(())
+        Store::open(Path::new(spec))
     }
 
-    /// Records `keys` as a peer if the store does not know its local key id yet (with
-    /// generation 0: the keys' own secrets) and returns the peer's record. A peer the store
-    /// already knows keeps its record; keys that differ from the stored ones in anything but
-    /// the secrets are refused (a key file regenerated under an old key id).
+    /// Where it is.
+    pub fn location(&self) -> String {
+        self.0.location()
+    }
+
+    /// [`Backend::import`] of one pair from a config file or a client's key files.
     pub fn import(&self, keys: &PeerKeys) -> Result<Generations> {
         let mut records = self.import_all(std::slice::from_ref(keys))?;
         records
             .pop()
-            .ok_or_else(|| anyhow!("store {}: import", self.path.display()))
+            .ok_or_else(|| anyhow!("store {}: import", self.location()))
     }
 
-    /// [`import`](Self::import) for many pairs in one transaction (one fsync).
+    /// [`Backend::import`] of many pairs in one transaction (one fsync), with no
+    /// provisioning record of their own.
     pub fn import_all(&self, pairs: &[PeerKeys]) -> Result<Vec<Generations>> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
-        let mut records = Vec::with_capacity(pairs.len());
-        {
-            let mut table = tx.open_table(KEYS).map_err(|e| self.err(e))?;
-            let mut secrets = tx.open_table(SECRETS).map_err(|e| self.err(e))?;
-            for keys in pairs {
-                let keyid = *keys.local.keyid();
-                let stored = table
-                    .get(&keyid[..])
-                    .map_err(|e| self.err(e))?
-                    .map(|v| decode_keys(v.value()))
-                    .transpose()
-                    .map_err(|e| self.corrupt(&keyid, e))?;
-                match stored {
-                    Some(stored) => {
-                        if !same_keys(&stored, keys) {
-                            bail!(
-                                "store {}: it holds other keys for key id {}; the key files \
-                                 were regenerated or belong to another pair (use a new key \
-                                 id, or another store)",
-                                self.path.display(),
-                                hex::encode(keyid)
-                            );
-                        }
-                        let record = secrets
-                            .get(&keyid[..])
-                            .map_err(|e| self.err(e))?
-                            .ok_or_else(|| self.corrupt(&keyid, anyhow!("keys without secrets")))?;
-                        records.push(
-                            decode_record(record.value()).map_err(|e| self.corrupt(&keyid, e))?,
-                        );
-                    }
-                    None => {
-                        let record = Generations::of_keys(keys);
-                        table
-                            .insert(&keyid[..], &encode_keys(keys)[..])
-                            .map_err(|e| self.err(e))?;
-                        secrets
-                            .insert(&keyid[..], &encode_record(&record)[..])
-                            .map_err(|e| self.err(e))?;
-                        records.push(record);
-                    }
-                }
-            }
-        }
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(records)
+        let peers: Vec<(PeerKeys, PeerMeta)> = pairs
+            .iter()
+            .map(|k| (k.clone(), PeerMeta::default()))
+            .collect();
+        self.0.import(&peers)
     }
 
-    /// Stores `record` as the peer's record of its secrets, durably (fsync) before it
-    /// returns. Blocking: call it from a blocking thread in async code.
+    /// [`Backend::import`].
+    pub fn import_peers(&self, peers: &[(PeerKeys, PeerMeta)]) -> Result<Vec<Generations>> {
+        self.0.import(peers)
+    }
+
+    /// Stores `record` as the peer's record, durably, before it returns.
     #[cfg(test)]
-    pub fn save(&self, keyid: &[u8; KEYID_SIZE], record: &Generations) -> Result<()> {
+    pub fn save(&self, keyid: &KeyId, record: &Generations) -> Result<()> {
         self.save_if(keyid, None, record).map(drop)
     }
 
-    /// Stores `record` only if the stored record is `expected` (any record when `None`);
-    /// returns whether it stored. Two sessions of one pair that both try to advance the
-    /// secrets from the same generation cannot both succeed: the second is refused and its
-    /// connection dropped before it commits to anything.
+    /// [`Backend::save_if`].
     pub fn save_if(
         &self,
-        keyid: &[u8; KEYID_SIZE],
+        keyid: &KeyId,
         expected: Option<&Generations>,
         record: &Generations,
     ) -> Result<bool> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
-        {
-            let keys = tx.open_table(KEYS).map_err(|e| self.err(e))?;
-            if keys.get(&keyid[..]).map_err(|e| self.err(e))?.is_none() {
-                bail!(
-                    "store {}: no peer with key id {}",
-                    self.path.display(),
-                    hex::encode(keyid)
-                );
-            }
-            let mut secrets = tx.open_table(SECRETS).map_err(|e| self.err(e))?;
-            if let Some(expected) = expected {
-                let current = secrets
-                    .get(&keyid[..])
-                    .map_err(|e| self.err(e))?
-                    .map(|v| decode_record(v.value()))
-                    .transpose()
-                    .map_err(|e| self.corrupt(keyid, e))?;
-                if current.as_ref() != Some(expected) {
-                    return Ok(false);
-                }
-            }
-            secrets
-                .insert(&keyid[..], &encode_record(record)[..])
-                .map_err(|e| self.err(e))?;
-        }
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(true)
+        self.0.save_if(keyid, expected, record)
     }
 
-    /// The peer with local key id `keyid`.
-    pub fn get(&self, keyid: &[u8; KEYID_SIZE]) -> Result<Option<Entry>> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let keys = tx.open_table(KEYS).map_err(|e| self.err(e))?;
-        let secrets = tx.open_table(SECRETS).map_err(|e| self.err(e))?;
-        let Some(k) = keys.get(&keyid[..]).map_err(|e| self.err(e))? else {
-            return Ok(None);
-        };
-        let keys = decode_keys(k.value()).map_err(|e| self.corrupt(keyid, e))?;
-        let s = secrets
-            .get(&keyid[..])
-            .map_err(|e| self.err(e))?
-            .ok_or_else(|| self.corrupt(keyid, anyhow!("keys without secrets")))?;
-        let secrets = decode_record(s.value()).map_err(|e| self.corrupt(keyid, e))?;
-        Ok(Some(Entry { keys, secrets }))
+    /// [`Backend::get`].
+    pub fn get(&self, keyid: &KeyId) -> Result<Option<Entry>> {
+        self.0.get(keyid)
     }
 
-    /// Every peer, in key id order.
+    /// [`Backend::entries`].
     pub fn entries(&self) -> Result<Vec<Entry>> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let keys = tx.open_table(KEYS).map_err(|e| self.err(e))?;
-        let mut ids = Vec::new();
-        for item in keys.iter().map_err(|e| self.err(e))? {
-            let (k, _) = item.map_err(|e| self.err(e))?;
-            let id: [u8; KEYID_SIZE] = k.value().try_into().map_err(|_| {
-                anyhow!("store {}: a key id of the wrong size", self.path.display())
-            })?;
-            ids.push(id);
-        }
-        drop(keys);
-        drop(tx);
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(e) = self.get(&id)? {
-                out.push(e);
-            }
-        }
-        Ok(out)
+        self.0.entries()
     }
 
-    fn err(&self, e: impl std::fmt::Display) -> anyhow::Error {
-        anyhow!("store {}: {e}", self.path.display())
+    /// [`Backend::remove`].
+    pub fn remove(&self, keyid: &KeyId) -> Result<bool> {
+        self.0.remove(keyid)
     }
 
-    fn not_a_store(&self) -> anyhow::Error {
-        anyhow!(
-            "{} is a redb database but not a dktp store; refusing to touch it",
-            self.path.display()
-        )
-    }
-
-    fn corrupt(&self, keyid: &[u8; KEYID_SIZE], e: anyhow::Error) -> anyhow::Error {
-        anyhow!(
-            "store {}: the entry for key id {} is damaged ({e}); refusing to use it",
-            self.path.display(),
-            hex::encode(keyid)
-        )
+    /// The store's cluster side ([`Backend::healthy`], [`Backend::watch`],
+    /// [`Backend::join`], [`Backend::register`], [`Backend::cluster_status`]).
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.0
     }
 }
 
-fn refused(path: &Path, e: &redb::DatabaseError) -> anyhow::Error {
-    match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => anyhow!(
-            "store {}: another process has it open (one dktp process per store)",
-            path.display()
-        ),
-        other => anyhow!(
-            "store {}: not a dktp store, or damaged ({other}); refusing to touch it",
-            path.display()
-        ),
-    }
-}
-
-fn create_private_dir(dir: &Path) -> Result<()> {
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-    b.create(dir)
-        .with_context(|| format!("creating {}", dir.display()))
-}
-
-fn restrict_mode(path: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("chmod 600 {}", path.display()))?;
-    }
-    Ok(())
-}
-
-fn same_keys(a: &PeerKeys, b: &PeerKeys) -> bool {
+pub(crate) fn same_keys(a: &PeerKeys, b: &PeerKeys) -> bool {
     a.local.config() == b.local.config()
         && a.local.keyid() == b.local.keyid()
         && a.local.peerid() == b.local.peerid()
@@ -331,7 +291,7 @@ fn same_keys(a: &PeerKeys, b: &PeerKeys) -> bool {
         && a.remote.verification_key() == b.remote.verification_key()
 }
 
-fn encode_keys(keys: &PeerKeys) -> Zeroizing<Vec<u8>> {
+pub(crate) fn encode_keys(keys: &PeerKeys) -> Zeroizing<Vec<u8>> {
     let local = keys.local.to_bytes();
     let remote = keys.remote.to_bytes();
     let mut out = Zeroizing::new(Vec::with_capacity(4 + local.len() + remote.len()));
@@ -341,7 +301,7 @@ fn encode_keys(keys: &PeerKeys) -> Zeroizing<Vec<u8>> {
     out
 }
 
-fn decode_keys(bytes: &[u8]) -> Result<PeerKeys> {
+pub(crate) fn decode_keys(bytes: &[u8]) -> Result<PeerKeys> {
     let (len, rest) = bytes
         .split_first_chunk::<4>()
         .ok_or_else(|| anyhow!("truncated"))?;
@@ -360,7 +320,7 @@ const RECORD_VERSION: u8 = 1;
 
 /// `version(1) || confirmed || has_pending(1) || [pending]`, a generation being
 /// `number u64 LE || local pss || remote pss`.
-fn encode_record(record: &Generations) -> Zeroizing<Vec<u8>> {
+pub(crate) fn encode_record(record: &Generations) -> Zeroizing<Vec<u8>> {
     let mut out = Zeroizing::new(Vec::with_capacity(2 + 2 * GENERATION_LEN));
     out.push(RECORD_VERSION);
     put_generation(&mut out, &record.confirmed);
@@ -380,7 +340,7 @@ fn put_generation(out: &mut Vec<u8>, g: &Generation) {
     out.extend_from_slice(g.remote());
 }
 
-fn decode_record(bytes: &[u8]) -> Result<Generations> {
+pub(crate) fn decode_record(bytes: &[u8]) -> Result<Generations> {
     let (&version, rest) = bytes.split_first().ok_or_else(|| anyhow!("empty record"))?;
     if version != RECORD_VERSION {
         bail!("record version {version}");
@@ -425,7 +385,7 @@ mod tests {
         crate::demo::pair(Config::DEFAULT, n).expect("keygen").1
     }
 
-    fn temp(name: &str) -> PathBuf {
+    fn temp(name: &str) -> std::path::PathBuf {
         let dir =
             std::env::temp_dir().join(format!("dktp-store-test-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -482,14 +442,53 @@ mod tests {
     }
 
     #[test]
+    fn provisioning_records_merge_and_go_with_the_peer() {
+        let path = temp("meta");
+        let client = pair(2);
+        let store = Store::open(&path).expect("open");
+        let from_file = PeerMeta {
+            name: Some("from the file".into()),
+            ..PeerMeta::default()
+        };
+        store
+            .import_peers(&[(client.clone(), from_file.clone())])
+            .expect("import");
+        let keyid = *client.local.keyid();
+        assert_eq!(
+            store.get(&keyid).expect("get").expect("peer").meta,
+            from_file
+        );
+        let added = PeerMeta {
+            name: Some("t1".into()),
+            forward: Some("127.0.0.1:9".into()),
+            added: true,
+        };
+        store
+            .import_peers(&[(client.clone(), added.clone())])
+            .expect("add");
+        // A config import does not undo `dktp peer add`.
+        store
+            .import_peers(&[(client.clone(), from_file)])
+            .expect("import again");
+        assert_eq!(store.get(&keyid).expect("get").expect("peer").meta, added);
+        assert!(store.remove(&keyid).expect("remove"));
+        assert!(store.get(&keyid).expect("get").is_none());
+        assert!(!store.remove(&keyid).expect("remove again"));
+        let e = store
+            .save_if(&keyid, None, &Generations::of_keys(&client))
+            .expect_err("a removed peer's record cannot come back");
+        assert!(e.to_string().contains("no peer"), "{e}");
+    }
+
+    #[test]
     fn a_redb_database_of_another_program_is_refused() {
         let path = temp("otherdb");
         std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
         {
-            let db = Database::create(&path).expect("create");
+            let db = redb::Database::create(&path).expect("create");
             let tx = db.begin_write().expect("tx");
             {
-                let t: TableDefinition<&str, u64> = TableDefinition::new("theirs");
+                let t: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("theirs");
                 tx.open_table(t)
                     .expect("table")
                     .insert("x", 1)

@@ -42,6 +42,9 @@ use crate::util::{code_hex, now};
 /// Bytes a direction may hold before its source is no longer read (the default).
 pub const QUEUE_LIMIT: usize = 1 << 20;
 
+/// Handshake packets up to this length are handled in place, not on the handshake pool.
+const CHEAP_STEP: u32 = 1024;
+
 /// The largest plaintext one data packet carries (0x10000 less the 64-byte tag).
 pub const MAX_PAYLOAD: usize = 0x10000 - 64;
 
@@ -167,6 +170,8 @@ pub struct Driver {
     messages: u64,
     /// The peer's counters, once established and watched.
     stats: Option<Arc<PeerStats>>,
+    /// Closes the session when notified (the peer was revoked).
+    revoked: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Driver {
@@ -193,6 +198,7 @@ impl Driver {
             zero_key: false,
             messages: 0,
             stats: None,
+            revoked: None,
         }
     }
 
@@ -213,6 +219,11 @@ impl Driver {
             stats.generation.store(g, Ordering::Relaxed);
         }
         self.stats = Some(stats);
+    }
+
+    /// Closes the session (with 0x0F, key unrecognized) when `revoked` is notified.
+    pub fn close_on(&mut self, revoked: Arc<tokio::sync::Notify>) {
+        self.revoked = Some(revoked);
     }
 
     /// The pair's local key id, once known.
@@ -277,7 +288,10 @@ impl Driver {
                 return;
             }
         };
-        let Some(pool) = self.cx.work.pool.clone() else {
+        // A step whose packet is small (the establish messages: one RCS open and the key
+        // schedule) costs less than the hand-over to the pool.
+        let cheap = self.conn.max_msglen() <= CHEAP_STEP;
+        let Some(pool) = self.cx.work.pool.clone().filter(|_| !cheap) else {
             self.feed(Ok(Some(bytes)));
             return;
         };
@@ -404,6 +418,13 @@ impl Driver {
                 () = sleep_until(timer) => {
                     let r = self.conn.handle_timeout(now());
                     self.note(r);
+                }
+                () = notified(self.revoked.clone()) => {
+                    self.revoked = None;
+                    let revoked = dktp::error::PeerIncompatible::KeyUnrecognized.into();
+                    let e = self.conn.fail(revoked, now());
+                    self.last_error = Some("the peer was revoked (dktp peer remove)".into());
+                    self.failure.get_or_insert(e);
                 }
             }
             let seen = self.messages;
@@ -705,7 +726,12 @@ impl Driver {
         crash_step("about to store a record");
         let store = self.cx.store.clone();
         let record = update.record.clone();
-        let expected = self.record.clone();
+        // The record this session last stored, or the one its handshake started from: the
+        // store changes only if it still holds it.
+        let expected = self
+            .record
+            .clone()
+            .or_else(|| self.conn.base_record().cloned());
         let started = std::time::Instant::now();
         let saved =
             tokio::task::spawn_blocking(move || store.save_if(&keyid, expected.as_ref(), &record))
@@ -849,6 +875,13 @@ async fn read_local(
         buf.shrink_to_fit();
     }
     Ok(Some(buf))
+}
+
+async fn notified(n: Option<Arc<tokio::sync::Notify>>) {
+    match n {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(at: Option<Instant>) {

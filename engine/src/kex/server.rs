@@ -253,6 +253,11 @@ impl AwaitExchangeRequest {
         &self.keys
     }
 
+    /// The record of the peer's secrets this handshake started from.
+    pub fn secrets(&self) -> &Generations {
+        &self.secrets
+    }
+
     /// Verifies the client's signature over `H(sph ‖ ct_C ‖ ek_C)`, decapsulates,
     /// encapsulates to `ek_C`, derives the channel keys (FACTS §6, the server derives at
     /// message 4) and returns the exchange response (0x06, sequence 1):

@@ -254,3 +254,32 @@ fn a_default_connection_is_an_ended_placeholder() {
     assert!(c.batch_session(NOW).is_none());
     assert!(c.handle_bytes(&[1, 2, 3], NOW, &mut Rng::new("x")).is_err());
 }
+
+#[test]
+fn a_connection_names_the_record_its_handshake_started_from() {
+    let config: Config = CONFIG.parse().unwrap();
+    let listener = Listener::new(Settings::default());
+    let (ck, sk) = pair(config, 11);
+    let keyid = *sk.local.keyid();
+    listener.add(sk);
+    let mut rng = Rng::new("base");
+    let start = dktp::generation::Generations::of_keys(&ck);
+    let mut c =
+        Connection::connect_with(ck, start.clone(), Settings::default(), NOW, &mut rng).unwrap();
+    assert_eq!(c.base_record(), Some(&start));
+    let mut s = listener.accept(NOW);
+    assert!(
+        s.base_record().is_none(),
+        "nothing before the connect request"
+    );
+    let listed = listener.peer(&keyid).unwrap().secrets;
+    let (packets, _) = drain(&mut c);
+    s.handle_bytes(&packets[0], NOW, &mut rng).unwrap();
+    assert_eq!(s.base_record(), Some(&listed));
+    let (ce, se) = pump(&mut c, &mut s, &mut Rng::new("c"), &mut Rng::new("s"));
+    assert!(ce.iter().any(|e| matches!(e, Event::Established)));
+    // The listener moved on; the connection still names where it started.
+    assert_ne!(listener.peer(&keyid).unwrap().secrets, listed);
+    assert_eq!(s.base_record(), Some(&listed));
+    assert!(se.iter().any(|e| matches!(e, Event::Secrets(_))));
+}

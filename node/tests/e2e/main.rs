@@ -2,6 +2,10 @@
 //! stores, on loopback.
 
 mod bad_input;
+#[cfg(feature = "etcd")]
+mod cluster;
+#[cfg(feature = "etcd")]
+mod cluster_support;
 mod crash;
 mod load;
 mod support;

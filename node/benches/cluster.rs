@@ -1,0 +1,206 @@
+//! A cluster against one node, real processes on loopback: three `dktp serve` nodes on a
+//! three-member etcd cluster behind HAProxy, one node on the same etcd, and one node on the
+//! embedded store; handshakes a second through each (every client reconnecting over and
+//! over), and the stores' commit latency from the nodes' own histograms.
+//!
+//! ```text
+//! cargo bench -p dktp-node --features etcd --bench cluster            # about a minute
+//! cargo bench -p dktp-node --features etcd --bench cluster -- --quick
+//! ```
+//! On one machine the nodes share its cores, so the cluster's figure is what coordination
+//! costs, not what more machines would add.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+#[path = "../tests/e2e/support.rs"]
+mod support;
+
+#[path = "../tests/e2e/cluster_support.rs"]
+mod cluster_support;
+
+use cluster_support::{Etcd, Haproxy, free_port, provision, tools_present};
+use support::{Dir, Proc, dktp};
+
+const CONFIG: &str = "dilithium-s1_kyber-s1_sha3_rcs";
+
+fn node(dir: &Dir, name: &str, store: &str) -> (Proc, SocketAddr, SocketAddr) {
+    let (port, metrics) = (free_port(), free_port());
+    let listen = format!("127.0.0.1:{port}");
+    let metrics_addr = format!("127.0.0.1:{metrics}");
+    let mut p = Proc::start(
+        dir,
+        name,
+        &[
+            "serve",
+            "--store",
+            store,
+            "--node",
+            name,
+            "--echo",
+            "-l",
+            &listen,
+            "--metrics",
+            &metrics_addr,
+            "--source-rate",
+            "off",
+        ],
+        &[("DKTP_LOG", "warn,dktp=info")],
+    );
+    let addr = p.wait_addr("listening (TCP)");
+    let m = p.wait_addr("metrics at");
+    (p, addr, m)
+}
+
+fn handshakes(dir: &Dir, name: &str, addr: SocketAddr, secs: &str) -> f64 {
+    let mut p = Proc::start(
+        dir,
+        name,
+        &[
+            "loadgen",
+            "run",
+            &addr.to_string(),
+            "--dir",
+            "fleet",
+            "--handshakes",
+            secs,
+            "--attempts",
+            "50",
+            "--json",
+        ],
+        &[("DKTP_LOG", "error")],
+    );
+    p.wait_exit(Duration::from_secs(300)).expect("loadgen ends");
+    let mut out = String::new();
+    if let Some(o) = p.child.stdout.as_mut() {
+        let _ = o.read_to_string(&mut out);
+    }
+    let line = out
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .expect("report");
+    let v: serde_json::Value = serde_json::from_str(line).expect("json");
+    assert_eq!(v["errors"], 0, "{v}");
+    v["handshakes_per_s"].as_f64().unwrap_or(0.0)
+}
+
+/// The store-commit histogram of a node's metrics: (upper bound, cumulative count).
+fn commit_buckets(metrics: SocketAddr) -> Vec<(f64, f64)> {
+    let mut s = TcpStream::connect(metrics).expect("metrics");
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").expect("get");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read");
+    text.lines()
+        .filter(|l| l.starts_with("dktp_store_commit_seconds_bucket"))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            let n = l.rsplit(' ').next()?.parse().ok()?;
+            Some((le, n))
+        })
+        .collect()
+}
+
+/// A quantile from cumulative buckets (the upper bound of the bucket it falls in).
+fn quantile(buckets: &[(f64, f64)], q: f64) -> f64 {
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    buckets
+        .iter()
+        .find(|(_, n)| *n >= q * total)
+        .map_or(f64::NAN, |(le, _)| *le)
+}
+
+fn sum(a: &[(f64, f64)], b: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    a.iter().zip(b).map(|(x, y)| (x.0, x.1 + y.1)).collect()
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    if let Some(filter) = std::env::args().skip(1).find(|a| !a.starts_with("--"))
+        && !"cluster".contains(filter.as_str())
+    {
+        return;
+    }
+    if !tools_present(&["etcd", "haproxy"]) {
+        return;
+    }
+    let secs = if quick { "3" } else { "8" };
+    let dir = Dir::new("bench-cluster");
+    let etcd = Etcd::start(&dir, 3);
+    let store = etcd.store("bench");
+    dktp(
+        &dir,
+        &["loadgen", "setup", "fleet", "-n", "300", "--config", CONFIG],
+    );
+    provision(&dir, &store);
+
+    // Three nodes behind HAProxy.
+    let nodes: Vec<_> = (0..3)
+        .map(|i| node(&dir, &format!("n{i}"), &store))
+        .collect();
+    let lb = Haproxy::start(&dir, &nodes.iter().map(|n| n.1).collect::<Vec<_>>());
+    let cluster = handshakes(&dir, "through-haproxy", lb.addr, secs);
+    let mut buckets = commit_buckets(nodes[0].2);
+    for n in &nodes[1..] {
+        buckets = sum(&buckets, &commit_buckets(n.2));
+    }
+    drop(lb);
+    drop(nodes);
+
+    // One node on the same etcd.
+    let (one, addr, m) = node(&dir, "alone", &store);
+    let single = handshakes(&dir, "one-node", addr, secs);
+    let one_buckets = commit_buckets(m);
+    drop(one);
+
+    // One node on the embedded store.
+    dktp(
+        &dir,
+        &[
+            "peer",
+            "import",
+            "fleet/serve.toml",
+            "--store",
+            "local.redb",
+        ],
+    );
+    let (local, addr, m) = node(&dir, "local", "local.redb");
+    let embedded = handshakes(&dir, "embedded", addr, secs);
+    let local_buckets = commit_buckets(m);
+    drop(local);
+
+    let ms = |x: f64| x * 1e3;
+    println!(
+        "cluster/handshakes: 3 nodes behind HAProxy {cluster:.0}/s, one node on etcd \
+         {single:.0}/s, one node on the embedded store {embedded:.0}/s ({CONFIG})"
+    );
+    println!(
+        "cluster/store_commit: etcd p50 <= {:.2} ms, p99 <= {:.2} ms (3 nodes); one node p50 <= \
+         {:.2} ms, p99 <= {:.2} ms; embedded p50 <= {:.2} ms, p99 <= {:.2} ms",
+        ms(quantile(&buckets, 0.5)),
+        ms(quantile(&buckets, 0.99)),
+        ms(quantile(&one_buckets, 0.5)),
+        ms(quantile(&one_buckets, 0.99)),
+        ms(quantile(&local_buckets, 0.5)),
+        ms(quantile(&local_buckets, 0.99)),
+    );
+    println!(
+        "{}",
+        serde_json::json!({
+            "cluster_handshakes_per_s": cluster,
+            "one_node_etcd_handshakes_per_s": single,
+            "one_node_embedded_handshakes_per_s": embedded,
+            "etcd_commit_p50_s": quantile(&buckets, 0.5),
+            "etcd_commit_p99_s": quantile(&buckets, 0.99),
+            "embedded_commit_p50_s": quantile(&local_buckets, 0.5),
+            "embedded_commit_p99_s": quantile(&local_buckets, 0.99),
+        })
+    );
+    drop(etcd);
+}
