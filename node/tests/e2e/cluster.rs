@@ -296,11 +296,8 @@ fn drive(mut conn: Connection, addr: SocketAddr) -> Option<Generations> {
     loop {
         while let Some(out) = conn.poll_output() {
             match out {
-                Output::Transmit(p) => {
-                    if s.write_all(&p).is_err() {
-                        return None;
-                    }
-                }
+                Output::Transmit(p) if s.write_all(&p).is_err() => return None,
+                Output::Transmit(_) => {}
                 Output::Event(Event::Secrets(u)) if u.change == SecretsChange::Confirmed => {
                     confirmed = Some(u.record)
                 }
