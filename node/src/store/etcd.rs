@@ -250,37 +250,30 @@ impl Etcd {
     fn nodes(&self) -> Result<Vec<(NodeInfo, Vec<SessionInfo>)>> {
         let nodes_key = format!("{}/nodes/", self.prefix);
         let sessions_key = format!("{}/sessions/", self.prefix);
-        let txn = Txn::new().and_then([
-            TxnOp::get(nodes_key, Some(GetOptions::new().with_prefix())),
-            TxnOp::get(sessions_key.clone(), Some(GetOptions::new().with_prefix())),
-        ]);
-        let r = self.run(move |mut c| {
-            let txn = txn.clone();
-            async move { c.txn(txn).await }
-        })?;
-        let ops = r.op_responses();
-        let mut out: Vec<(NodeInfo, Vec<SessionInfo>)> = Vec::new();
-        if let Some(TxnOpResponse::Get(g)) = ops.first() {
-            for kv in g.kvs() {
-                if let Ok(n) = serde_json::from_slice::<NodeInfo>(kv.value()) {
-                    out.push((n, Vec::new()));
-                }
+        let (prefixes, sk) = ((nodes_key, sessions_key.clone()), sessions_key.clone());
+        let (nodes, sessions) = self.run(move |c| {
+            let (nodes_key, sessions_key) = prefixes.clone();
+            async move {
+                let (nodes, rev) = range_all(c.clone(), nodes_key, 0).await?;
+                let (sessions, _) = range_all(c, sessions_key, rev).await?;
+                Ok((nodes, sessions))
             }
-        }
-        if let Some(TxnOpResponse::Get(g)) = ops.get(1) {
-            for kv in g.kvs() {
-                let key = String::from_utf8_lossy(kv.key());
-                let node = key
-                    .strip_prefix(&sessions_key)
-                    .and_then(|r| r.split('/').next())
-                    .unwrap_or("")
-                    .to_string();
-                if let (Ok(s), Some(slot)) = (
-                    serde_json::from_slice::<SessionInfo>(kv.value()),
-                    out.iter_mut().find(|(n, _)| n.node == node),
-                ) {
-                    slot.1.push(s);
-                }
+        })?;
+        let mut out: Vec<(NodeInfo, Vec<SessionInfo>)> = nodes
+            .iter()
+            .filter_map(|(_, v)| serde_json::from_slice::<NodeInfo>(v).ok())
+            .map(|n| (n, Vec::new()))
+            .collect();
+        for (key, value) in &sessions {
+            let node = key
+                .strip_prefix(&sk)
+                .and_then(|r| r.split('/').next())
+                .unwrap_or("");
+            if let (Ok(s), Some(slot)) = (
+                serde_json::from_slice::<SessionInfo>(value),
+                out.iter_mut().find(|(n, _)| n.node == node),
+            ) {
+                slot.1.push(s);
             }
         }
         out.sort_by(|a, b| a.0.node.cmp(&b.0.node));
@@ -309,6 +302,49 @@ fn transient(e: &etcd_client::Error) -> bool {
 }
 
 /// The value of the first key of the `i`-th get in a transaction's responses.
+/// Keys read in one page: a gRPC reply is at most 4 MiB and a peer's linked keys run to
+/// 13 KiB with ML-DSA-87 (more with SPHINCS+), so a fleet's keys are read in pages.
+const PAGE: i64 = 128;
+
+/// Every key under `prefix` with its value, read in pages of [`PAGE`] keys, all at revision
+/// `rev` (0: the newest; the revision read is returned) so that several ranges read one
+/// after another agree with each other as one transaction's would.
+async fn range_all(
+    mut c: Client,
+    prefix: String,
+    mut rev: i64,
+) -> std::result::Result<(Vec<(String, Vec<u8>)>, i64), etcd_client::Error> {
+    let mut end = prefix.clone().into_bytes();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    let mut from = prefix.into_bytes();
+    let mut out = Vec::new();
+    loop {
+        let mut options = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+        if rev > 0 {
+            options = options.with_revision(rev);
+        }
+        let r = c.get(from.clone(), Some(options)).await?;
+        if rev == 0 {
+            rev = r.header().map_or(0, |h| h.revision());
+        }
+        for kv in r.kvs() {
+            out.push((
+                String::from_utf8_lossy(kv.key()).into_owned(),
+                kv.value().to_vec(),
+            ));
+        }
+        match r.kvs().last() {
+            Some(kv) if r.more() => {
+                from = kv.key().to_vec();
+                from.push(0);
+            }
+            _ => return Ok((out, rev)),
+        }
+    }
+}
+
 fn first_value(ops: &[TxnOpResponse], i: usize) -> Option<Vec<u8>> {
     match ops.get(i) {
         Some(TxnOpResponse::Get(g)) => g.kvs().first().map(|kv| kv.value().to_vec()),
@@ -448,33 +484,22 @@ impl Backend for Etcd {
     }
 
     fn entries(&self) -> Result<Vec<Entry>> {
-        let all = |kind: &str| {
-            TxnOp::get(
-                format!("{}/{kind}/", self.prefix),
-                Some(GetOptions::new().with_prefix()),
-            )
-        };
-        let txn = Txn::new().and_then([all("keys"), all("peers"), all("secrets")]);
-        let r = self.run(move |mut c| {
-            let txn = txn.clone();
-            async move { c.txn(txn).await }
-        })?;
-        let ops = r.op_responses();
-        let by_id = |i: usize| -> HashMap<String, Vec<u8>> {
-            match ops.get(i) {
-                Some(TxnOpResponse::Get(g)) => g
-                    .kvs()
-                    .iter()
-                    .filter_map(|kv| {
-                        let key = String::from_utf8_lossy(kv.key()).to_string();
-                        let id = key.rsplit('/').next()?.to_string();
-                        Some((id, kv.value().to_vec()))
-                    })
-                    .collect(),
-                _ => HashMap::new(),
+        let prefix = self.prefix.clone();
+        let (keys, metas, secrets) = self.run(move |c| {
+            let prefix = prefix.clone();
+            async move {
+                let (keys, rev) = range_all(c.clone(), format!("{prefix}/keys/"), 0).await?;
+                let (metas, _) = range_all(c.clone(), format!("{prefix}/peers/"), rev).await?;
+                let (secrets, _) = range_all(c, format!("{prefix}/secrets/"), rev).await?;
+                Ok((keys, metas, secrets))
             }
+        })?;
+        let by_id = |kvs: Vec<(String, Vec<u8>)>| -> HashMap<String, Vec<u8>> {
+            kvs.into_iter()
+                .filter_map(|(key, value)| Some((key.rsplit('/').next()?.to_string(), value)))
+                .collect()
         };
-        let (keys, metas, secrets) = (by_id(0), by_id(1), by_id(2));
+        let (keys, metas, secrets) = (by_id(keys), by_id(metas), by_id(secrets));
         let mut ids: Vec<&String> = keys.keys().collect();
         ids.sort();
         let mut out = Vec::with_capacity(ids.len());
