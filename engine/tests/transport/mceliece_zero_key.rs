@@ -308,23 +308,17 @@ macro_rules! per_config {
 }
 
 // The ML-DSA configurations cover all five McEliece sets in seconds. The SPHINCS+ ones
-// pair the same five sets with a signature of 8 to 13 s in the test profile (eleven per
-// test): about 6 minutes on two cores, so they are ignored by default. Run them with
-// `cargo test -p dktp --test mceliece_zero_key -- --include-ignored`.
+// pair the same five sets with SPHINCS+ signing (eleven signatures per test): about
+// 2.5 minutes on two cores in the release profile the README's test command uses.
 per_config! {
     dilithium_s1_mceliece_s1 => "dilithium-s1_mceliece-s1_sha3_rcs",
     dilithium_s3_mceliece_s3 => "dilithium-s3_mceliece-s3_sha3_rcs",
     dilithium_s5_mceliece_s5 => "dilithium-s5_mceliece-s5_sha3_rcs",
     dilithium_s5_mceliece_s6 => "dilithium-s5_mceliece-s6_sha3_rcs",
     dilithium_s5_mceliece_s7 => "dilithium-s5_mceliece-s7_sha3_rcs",
-    #[ignore = "slow: SPHINCS+ signing (~1.5 min); run with --include-ignored"]
     sphincs_s1s_mceliece_s1 => "sphincs-s1s_mceliece-s1_sha3_rcs",
-    #[ignore = "slow: SPHINCS+ signing (~2.5 min); run with --include-ignored"]
     sphincs_3s_mceliece_s3 => "sphincs-3s_mceliece-s3_sha3_rcs",
-    #[ignore = "slow: SPHINCS+ signing (~2 min); run with --include-ignored"]
     sphincs_s5s_mceliece_s5 => "sphincs-s5s_mceliece-s5_sha3_rcs",
-    #[ignore = "slow: SPHINCS+ signing (~2 min); run with --include-ignored"]
     sphincs_s5s_mceliece_s6 => "sphincs-s5s_mceliece-s6_sha3_rcs",
-    #[ignore = "slow: SPHINCS+ signing (~2 min); run with --include-ignored"]
     sphincs_s5s_mceliece_s7 => "sphincs-s5s_mceliece-s7_sha3_rcs",
 }
