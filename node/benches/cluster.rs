@@ -20,10 +20,8 @@ mod support;
 #[path = "../tests/e2e/cluster_support.rs"]
 mod cluster_support;
 
-use cluster_support::{Etcd, Haproxy, free_port, provision, tools_present};
+use cluster_support::{CONFIG, Etcd, Haproxy, free_port, provision, tools_present};
 use support::{Dir, Proc, dktp};
-
-const CONFIG: &str = "dilithium-s1_kyber-s1_sha3_rcs";
 
 fn node(dir: &Dir, name: &str, store: &str) -> (Proc, SocketAddr, SocketAddr) {
     let (port, metrics) = (free_port(), free_port());
@@ -155,11 +153,7 @@ fn main() {
     let dir = Dir::new("bench-cluster");
     let etcd = Etcd::start(&dir, 3);
     let store = etcd.store("bench");
-    dktp(
-        &dir,
-        &["loadgen", "setup", "fleet", "-n", pairs, "--config", CONFIG],
-    );
-    provision(&dir, &store);
+    provision(&dir, &store, pairs);
 
     // Three nodes behind HAProxy.
     let nodes: Vec<_> = (0..3)

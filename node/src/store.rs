@@ -6,7 +6,10 @@
 //!
 //! Every change of a record is a compare-and-swap on the record the caller read
 //! ([`Store::save_if`]): two sessions of one pair (on one node or on two) that both try to
-//! advance the secrets from the same generation cannot both succeed. A save returns only
+//! advance the secrets from the same generation cannot both succeed. What the swap compares
+//! is how far the pair's secret chain has gone ([`still_current`]): a session still closing
+//! that confirms or discards its pending generation does not advance it, so a new session
+//! that read the record just before that stores its own. A save returns only
 //! once the record is durable (an fsync; a quorum's), and the node sends the packet that
 //! commits to it only after that, so what the peer can have seen is always stored.
 
@@ -22,6 +25,18 @@ use zeroize::Zeroizing;
 pub mod embedded;
 #[cfg(feature = "etcd")]
 pub mod etcd;
+
+/// Whether a session that read `expected` may replace the stored `current` with `record`,
+/// which it derived: the record is unchanged, or nobody advanced the pair past what the
+/// session read and its record goes further than the stored one. A newer generation
+/// (another session's handshake or ratchet) is an advance; the confirmation or the
+/// discarding of the pending generation the session read (by the session before it, still
+/// closing) is not.
+pub fn still_current(current: &Generations, expected: &Generations, record: &Generations) -> bool {
+    current == expected
+        || (current.latest().number() <= expected.latest().number()
+            && record.latest().number() > current.latest().number())
+}
 
 /// A local key id: how the store names a peer.
 pub type KeyId = [u8; KEYID_SIZE];
@@ -86,8 +101,9 @@ pub trait Backend: Send + Sync {
     /// keys that differ from the stored ones in anything but the secrets are refused (key
     /// files regenerated under an old key id).
     fn import(&self, peers: &[(PeerKeys, PeerMeta)]) -> Result<Vec<Generations>>;
-    /// Stores `record` only if the stored record is `expected` (any record when `None`),
-    /// and only while the peer exists; returns whether it stored.
+    /// Stores `record` only if the stored record is [`still_current`] against `expected`,
+    /// the record the caller read (any record when `None`), and only while the peer
+    /// exists; returns whether it stored. Atomic against every other save of the peer.
     fn save_if(
         &self,
         keyid: &KeyId,
@@ -411,6 +427,62 @@ mod tests {
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].keys, client);
         assert_eq!(entries[0].secrets, next);
+    }
+
+    /// The swap compares how far the chain has gone: a session still closing that confirms
+    /// its pending generation does not stop the next session that read the record before
+    /// (the race the 1000-client test met); a rival that derived from the same record does.
+    #[test]
+    fn only_a_newer_generation_makes_a_save_stale() {
+        let path = temp("swap");
+        let client = pair(4);
+        let id = *client.local.keyid();
+        let store = Store::open(&path).expect("open");
+        let r0 = store.import(&client).expect("import");
+        let g = |n: u64, b: u8| Generation::new(n, [b; 32], [b; 32]);
+        let r1 = Generations {
+            confirmed: r0.confirmed.clone(),
+            pending: Some(g(1, 1)),
+        };
+        assert!(store.save_if(&id, Some(&r0), &r1).expect("pending"));
+        // The next session reads r1 and derives generation 2 from generation 1.
+        let r2 = Generations {
+            confirmed: g(1, 1),
+            pending: Some(g(2, 2)),
+        };
+        // Meanwhile the first session confirms generation 1.
+        assert!(
+            store
+                .save_if(&id, Some(&r1), &Generations::new(g(1, 1)))
+                .expect("confirm")
+        );
+        // A record that does not go past the changed one (a generation 1 derived again
+        // from generation 0): stale.
+        let again = Generations {
+            confirmed: r0.confirmed.clone(),
+            pending: Some(g(1, 7)),
+        };
+        assert!(!store.save_if(&id, Some(&r1), &again).expect("not further"));
+        assert!(store.save_if(&id, Some(&r1), &r2).expect("next session"));
+        // A rival that read r1 too and derived its own generation 2: stale.
+        let rival = Generations {
+            confirmed: g(1, 1),
+            pending: Some(g(2, 9)),
+        };
+        assert!(!store.save_if(&id, Some(&r1), &rival).expect("rival"));
+        // A record that does not go past a changed one: stale.
+        assert!(
+            !store
+                .save_if(&id, Some(&r1), &Generations::new(g(2, 2)))
+                .expect("no further")
+        );
+        // And the first session's late confirmation: stale too, nothing changes.
+        assert!(
+            !store
+                .save_if(&id, Some(&r1), &Generations::new(g(1, 1)))
+                .expect("late")
+        );
+        assert_eq!(store.get(&id).expect("get").expect("entry").secrets, r2);
     }
 
     #[test]

@@ -754,6 +754,13 @@ impl Driver {
         }
         if let Err(e) = saved {
             self.restore_listener_record(&keyid).await;
+            if update.change != SecretsChange::Pending {
+                // A confirmation or a discard commits to nothing new: the pair has moved on
+                // through a newer session, and this one keeps running on its keys (it can
+                // no longer ratchet: its record is not the store's).
+                info!(peer = %self.cx.peer, keyid = %hex::encode(keyid), "a newer session of this pair stored newer secrets; this session's record stays unstored: {e:#}");
+                return Ok(());
+            }
             // Nothing that commits to the new secrets may leave now: drop the connection.
             warn!(peer = %self.cx.peer, keyid = %hex::encode(keyid), "cannot store the secrets, dropping the connection: {e:#}");
             self.dead = true;

@@ -214,7 +214,7 @@ impl Backend for Embedded {
                     .map(|v| decode_record(v.value()))
                     .transpose()
                     .map_err(|e| self.corrupt(keyid, e))?;
-                if current.as_ref() != Some(expected) {
+                if !current.is_some_and(|c| super::still_current(&c, expected, record)) {
                     return Ok(false);
                 }
             }

@@ -430,30 +430,56 @@ impl Backend for Etcd {
         record: &Generations,
     ) -> Result<bool> {
         let (k, s) = (self.key("keys", keyid), self.key("secrets", keyid));
-        let mut when = vec![Compare::create_revision(k, CompareOp::Greater, 0)];
-        if let Some(e) = expected {
-            when.push(Compare::value(
-                s.clone(),
-                CompareOp::Equal,
-                encode_record(e).to_vec(),
-            ));
+        let put = || TxnOp::put(s.clone(), encode_record(record).to_vec(), None);
+        let exists = Compare::create_revision(k.clone(), CompareOp::Greater, 0);
+        let Some(expected) = expected else {
+            let txn = Txn::new().when([exists]).and_then([put()]);
+            let r = self.run(move |mut c| {
+                let txn = txn.clone();
+                async move { c.txn(txn).await }
+            })?;
+            if !r.succeeded() {
+                bail!(
+                    "store {}: no peer with key id {}",
+                    self.location(),
+                    hex::encode(keyid)
+                );
+            }
+            return Ok(true);
+        };
+        // Read the record, judge it, and swap it only if it is still the one read (its
+        // revision): another save in between sends us round again.
+        for _ in 0..16 {
+            let key = s.clone();
+            let read = self.run(move |mut c| {
+                let key = key.clone();
+                async move { c.get(key, None).await }
+            })?;
+            let Some(kv) = read.kvs().first() else {
+                return Ok(false);
+            };
+            if !super::still_current(&decode_record(kv.value())?, expected, record) {
+                return Ok(false);
+            }
+            let txn = Txn::new()
+                .when([
+                    exists.clone(),
+                    Compare::mod_revision(s.clone(), CompareOp::Equal, kv.mod_revision()),
+                ])
+                .and_then([put()]);
+            let r = self.run(move |mut c| {
+                let txn = txn.clone();
+                async move { c.txn(txn).await }
+            })?;
+            if r.succeeded() {
+                return Ok(true);
+            }
         }
-        let txn =
-            Txn::new()
-                .when(when)
-                .and_then([TxnOp::put(s, encode_record(record).to_vec(), None)]);
-        let r = self.run(move |mut c| {
-            let txn = txn.clone();
-            async move { c.txn(txn).await }
-        })?;
-        if !r.succeeded() && expected.is_none() {
-            bail!(
-                "store {}: no peer with key id {}",
-                self.location(),
-                hex::encode(keyid)
-            );
-        }
-        Ok(r.succeeded())
+        bail!(
+            "store {}: the record of {} kept changing while being saved",
+            self.location(),
+            hex::encode(keyid)
+        )
     }
 
     fn get(&self, keyid: &KeyId) -> Result<Option<Entry>> {

@@ -66,19 +66,7 @@ fn a_node_killed_under_load_costs_its_clients_one_reconnect() {
     let dir = Dir::new("cluster-kill");
     let etcd = Etcd::start(&dir, 3);
     let store = etcd.store("kill");
-    dktp(
-        &dir,
-        &[
-            "loadgen",
-            "setup",
-            "fleet",
-            "-n",
-            "60",
-            "--config",
-            "dilithium-s1_kyber-s1_sha3_rcs",
-        ],
-    );
-    provision(&dir, &store);
+    provision(&dir, &store, "60");
     let (n0, a0) = node(&dir, "n0", &store, &[]);
     let (mut n1, a1) = node(&dir, "n1", &store, &[]);
     let (n2, a2) = node(&dir, "n2", &store, &[]);
@@ -161,19 +149,7 @@ fn losing_the_etcd_quorum_refuses_new_handshakes_and_keeps_sessions() {
     let dir = Dir::new("cluster-quorum");
     let mut etcd = Etcd::start(&dir, 3);
     let store = etcd.store("quorum");
-    dktp(
-        &dir,
-        &[
-            "loadgen",
-            "setup",
-            "fleet",
-            "-n",
-            "12",
-            "--config",
-            "dilithium-s1_kyber-s1_sha3_rcs",
-        ],
-    );
-    provision(&dir, &store);
+    provision(&dir, &store, "12");
     let (n0, a0) = node(&dir, "n0", &store, &[]);
     let a0s = a0.to_string();
 
@@ -335,19 +311,7 @@ fn one_peer_racing_to_two_nodes_commits_exactly_once() {
     let dir = Dir::new("cluster-race");
     let etcd = Etcd::start(&dir, 3);
     let store = etcd.store("race");
-    dktp(
-        &dir,
-        &[
-            "loadgen",
-            "setup",
-            "fleet",
-            "-n",
-            "1",
-            "--config",
-            "dilithium-s1_kyber-s1_sha3_rcs",
-        ],
-    );
-    provision(&dir, &store);
+    provision(&dir, &store, "1");
     let (na, a) = node(&dir, "na", &store, &[]);
     let (nb, b) = node(&dir, "nb", &store, &[]);
     let keys = PeerKeys {

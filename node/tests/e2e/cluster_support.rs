@@ -232,8 +232,16 @@ impl Haproxy {
     }
 }
 
-/// Provisions the pairs `dktp loadgen setup` made in `fleet` into `store`.
-pub fn provision(dir: &Dir, store: &str) {
+/// The configuration of the cluster tests' and bench's pairs (the cheapest handshake).
+pub const CONFIG: &str = "dilithium-s1_kyber-s1_sha3_rcs";
+
+/// `pairs` pairs made by `dktp loadgen setup` in `fleet` (in [`CONFIG`]), provisioned into
+/// `store`.
+pub fn provision(dir: &Dir, store: &str, pairs: &str) {
+    dktp(
+        dir,
+        &["loadgen", "setup", "fleet", "-n", pairs, "--config", CONFIG],
+    );
     dktp(
         dir,
         &["peer", "import", "fleet/serve.toml", "--store", store],
