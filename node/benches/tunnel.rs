@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 #[path = "../tests/e2e/support.rs"]
 mod support;
 
-use support::{Dir, Proc, connecting, dktp, keys, serving};
+use support::{Dir, Proc, connecting, keys, seal_rate, serving};
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -84,12 +84,7 @@ fn main() {
     let tunnel_mbps = total as f64 / elapsed / 1e6;
 
     // The baseline, measured now on the same machine.
-    let speed = dktp(&dir, &["speed", "--json", "--no-pq", "--seconds", "0.5"]);
-    let v: serde_json::Value = serde_json::from_str(&speed).expect("speed json");
-    let backend = v["backend_selected"].as_str().expect("backend").to_string();
-    let seal = v["rcs512_seal_mbps"][&backend]["16384"]
-        .as_f64()
-        .expect("rcs512_seal_mbps");
+    let (backend, seal) = seal_rate(&dir);
     let ratio = tunnel_mbps / seal;
     println!(
         "tunnel/one_stream: {} MiB through connect -L → serve → sink: {tunnel_mbps:.0} MB/s",

@@ -26,6 +26,7 @@ mod store;
 mod transport;
 mod tunnel;
 mod util;
+mod vpn;
 
 /// dktp: a post-quantum tunnel (DKTP 1.0a, byte-compatible with the C reference).
 #[derive(Parser)]
@@ -76,6 +77,11 @@ enum Command {
     Loadgen(loadgen::LoadgenArgs),
     /// Run a concentrator and clients on loopback and print what they achieve.
     Demo(demo::DemoArgs),
+    /// Bring up a VPN interface from its file, like `wg-quick up`: a TUN interface, its
+    /// addresses and routes, tunnels to and from its peers.
+    Up(vpn::UpArgs),
+    /// Take a VPN interface down, like `wg-quick down`.
+    Down(vpn::DownArgs),
     /// Measure the symmetric layer on every backend this CPU has (`dktp speed --help`).
     #[command(disable_help_flag = true)]
     Speed {
@@ -354,6 +360,8 @@ fn run(cmd: Command) -> Result<()> {
         Command::Status(a) => runtime()?.block_on(status::run(a)),
         Command::Peer(c) => peers::run(c),
         Command::Loadgen(a) => runtime()?.block_on(loadgen::run(a)),
+        Command::Up(a) => vpn::up(a, runtime),
+        Command::Down(a) => vpn::down(a),
         Command::Speed { .. } => Ok(()),
     }
 }

@@ -35,9 +35,13 @@ use crate::store::{Change, NodeInfo, PeerMeta, SessionInfo, Store};
 use crate::transport::{self, Rx, Tx};
 use crate::tunnel::{Context as TunnelContext, Driver, End, Local, Work, describe};
 use crate::util::{code_hex, now};
+use crate::vpn::path::Path as VpnPath;
 
 /// A peer's name (for the logs) and forward target.
 type Route = (Option<String>, Target);
+
+/// A VPN interface's data path, and each peer's place in it by key id.
+type VpnPeers = Arc<(Arc<VpnPath>, HashMap<[u8; KEYID_SIZE], usize>)>;
 
 /// The scheduling priority (`nice`) of the handshake threads: below the sessions'.
 const HANDSHAKE_NICE: i32 = 10;
@@ -59,6 +63,9 @@ pub struct Server {
     metrics: Arc<Metrics>,
     live: Arc<Mutex<Live>>,
     node: String,
+    /// Sessions carry IP packets of a VPN interface (`dktp up`) instead of streams to the
+    /// forward targets: its data path, and each peer's place in it by key id.
+    vpn: Option<VpnPeers>,
 }
 
 /// The sockets a server listens on, bound.
@@ -277,7 +284,19 @@ impl Server {
             metrics,
             live: Arc::new(Mutex::new(HashMap::new())),
             node: cfg.node.clone(),
+            vpn: None,
         })
+    }
+
+    /// Carries each session's IP packets through a VPN interface's data path (`dktp up`):
+    /// `peers` gives each peer's place in it by key id.
+    pub fn with_vpn(
+        mut self,
+        path: Arc<VpnPath>,
+        peers: HashMap<[u8; KEYID_SIZE], usize>,
+    ) -> Server {
+        self.vpn = Some(Arc::new((path, peers)));
+        self
     }
 
     /// The engine's listener (its counters).
@@ -558,7 +577,17 @@ impl Server {
             since: now(),
         });
         m.sessions.inc();
-        let local = match open_target(&target).await {
+        let local = match &self.vpn {
+            Some(vpn) => match vpn.1.get(&keyid) {
+                Some(&i) => {
+                    info!(peer = %peer, name = name.as_deref().unwrap_or(""), "VPN peer connected");
+                    Ok(vpn.0.local(i))
+                }
+                None => Err(anyhow!("not a peer of this interface")),
+            },
+            None => open_target(&target).await,
+        };
+        let local = match local {
             Ok(l) => l,
             Err(e) => {
                 error!(peer = %peer, keyid = %hex::encode(keyid), target = %target, "cannot reach the forward target: {e:#}");

@@ -10,3 +10,5 @@ mod crash;
 mod load;
 mod support;
 mod tunnel;
+mod vpn;
+mod vpn_support;

@@ -313,3 +313,15 @@ pub fn connect_retry(addr: SocketAddr, timeout: Duration) -> TcpStream {
 pub fn sha3_file(p: &Path) -> String {
     digest(&std::fs::read(p).expect("read file"))
 }
+
+/// The single-stream RCS-512 seal rate at 16 KiB on the best backend, as `dktp speed`
+/// measures it now (the benches' baseline): the backend's name and MB/s.
+pub fn seal_rate(dir: &Dir) -> (String, f64) {
+    let speed = dktp(dir, &["speed", "--json", "--no-pq", "--seconds", "0.5"]);
+    let v: serde_json::Value = serde_json::from_str(&speed).expect("speed json");
+    let backend = v["backend_selected"].as_str().expect("backend").to_string();
+    let seal = v["rcs512_seal_mbps"][&backend]["16384"]
+        .as_f64()
+        .expect("rcs512_seal_mbps");
+    (backend, seal)
+}
