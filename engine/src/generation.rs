@@ -72,6 +72,11 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use crate::kex::PeerKeys;
 use crate::peer_key::PSS_SIZE;
 
+/// A stored generation's length: number, local and remote secrets.
+const GENERATION_LEN: usize = 8 + 2 * PSS_SIZE;
+/// The version byte of [`Generations::to_bytes`].
+const RECORD_VERSION: u8 = 1;
+
 /// One generation of a pair's pre-shared secrets, as one side holds them: its own (`local`)
 /// and its peer's (`remote`), with the number of advances since the keys were made.
 #[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
@@ -121,6 +126,24 @@ impl Generation {
         &self.remote
     }
 
+    fn put(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.number.to_le_bytes());
+        out.extend_from_slice(&self.local);
+        out.extend_from_slice(&self.remote);
+    }
+
+    fn take(bytes: &[u8]) -> Option<(Generation, &[u8])> {
+        let (g, rest) = bytes.split_at_checked(GENERATION_LEN)?;
+        let (number, pss) = g.split_at(8);
+        let (local, remote) = pss.split_at(PSS_SIZE);
+        let mut n = [0u8; 8];
+        n.copy_from_slice(number);
+        let mut g = Generation::new(u64::from_le_bytes(n), [0; PSS_SIZE], [0; PSS_SIZE]);
+        g.local.copy_from_slice(local);
+        g.remote.copy_from_slice(remote);
+        Some((g, rest))
+    }
+
     /// Writes these secrets into `keys`.
     pub fn apply_to(&self, keys: &mut PeerKeys) {
         keys.local.set_pss(&self.local);
@@ -166,6 +189,42 @@ impl Generations {
     /// The newest generation: the pending one, or the confirmed one.
     pub fn latest(&self) -> &Generation {
         self.pending.as_ref().unwrap_or(&self.confirmed)
+    }
+
+    /// The record's bytes, for a store: `version(1) = 1 || confirmed || has_pending(1) ||
+    /// [pending]`, each generation `number (u64 LE) || local secret || remote secret`.
+    /// The node's stores and the browser client keep records in this form.
+    pub fn to_bytes(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        let mut out = zeroize::Zeroizing::new(Vec::with_capacity(2 + 2 * GENERATION_LEN));
+        out.push(RECORD_VERSION);
+        self.confirmed.put(&mut out);
+        match &self.pending {
+            Some(p) => {
+                out.push(1);
+                p.put(&mut out);
+            }
+            None => out.push(0),
+        }
+        out
+    }
+
+    /// Reads [`to_bytes`](Self::to_bytes)' form; `None` for anything else (another
+    /// version, a truncated record, trailing bytes).
+    pub fn from_bytes(bytes: &[u8]) -> Option<Generations> {
+        let (&version, rest) = bytes.split_first()?;
+        if version != RECORD_VERSION {
+            return None;
+        }
+        let (confirmed, rest) = Generation::take(rest)?;
+        let pending = match rest.split_first()? {
+            (0, []) => None,
+            (1, rest) => match Generation::take(rest)? {
+                (p, []) => Some(p),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        Some(Generations { confirmed, pending })
     }
 
     pub(crate) fn with_pending(confirmed: Generation, pending: Generation) -> Generations {

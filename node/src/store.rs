@@ -17,9 +17,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow, bail};
-use dktp::generation::{Generation, Generations};
+use dktp::generation::Generations;
 use dktp::kex::PeerKeys;
-use dktp::peer_key::{KEYID_SIZE, LocalPeerKey, PSS_SIZE, RemotePeerKey};
+use dktp::peer_key::{KEYID_SIZE, LocalPeerKey, RemotePeerKey};
 use zeroize::Zeroizing;
 
 pub mod embedded;
@@ -331,70 +331,26 @@ pub(crate) fn decode_keys(bytes: &[u8]) -> Result<PeerKeys> {
     Ok(PeerKeys { local, remote })
 }
 
-const GENERATION_LEN: usize = 8 + 2 * PSS_SIZE;
-const RECORD_VERSION: u8 = 1;
-
-/// `version(1) || confirmed || has_pending(1) || [pending]`, a generation being
-/// `number u64 LE || local pss || remote pss`.
+/// A record's bytes ([`Generations::to_bytes`]: the engine's form, shared with the browser
+/// client).
 pub(crate) fn encode_record(record: &Generations) -> Zeroizing<Vec<u8>> {
-    let mut out = Zeroizing::new(Vec::with_capacity(2 + 2 * GENERATION_LEN));
-    out.push(RECORD_VERSION);
-    put_generation(&mut out, &record.confirmed);
-    match &record.pending {
-        Some(p) => {
-            out.push(1);
-            put_generation(&mut out, p);
-        }
-        None => out.push(0),
-    }
-    out
-}
-
-fn put_generation(out: &mut Vec<u8>, g: &Generation) {
-    out.extend_from_slice(&g.number().to_le_bytes());
-    out.extend_from_slice(g.local());
-    out.extend_from_slice(g.remote());
+    record.to_bytes()
 }
 
 pub(crate) fn decode_record(bytes: &[u8]) -> Result<Generations> {
-    let (&version, rest) = bytes.split_first().ok_or_else(|| anyhow!("empty record"))?;
-    if version != RECORD_VERSION {
-        bail!("record version {version}");
-    }
-    let (confirmed, rest) = take_generation(rest)?;
-    let pending = match rest.split_first() {
-        Some((0, [])) => None,
-        Some((1, rest)) => {
-            let (p, rest) = take_generation(rest)?;
-            if !rest.is_empty() {
-                bail!("trailing bytes");
-            }
-            Some(p)
-        }
-        _ => bail!("bad pending flag"),
-    };
-    Ok(Generations { confirmed, pending })
-}
-
-fn take_generation(bytes: &[u8]) -> Result<(Generation, &[u8])> {
-    if bytes.len() < GENERATION_LEN {
-        bail!("truncated record");
-    }
-    let (g, rest) = bytes.split_at(GENERATION_LEN);
-    let (number, pss) = g.split_at(8);
-    let (local, remote) = pss.split_at(PSS_SIZE);
-    let number = u64::from_le_bytes(number.try_into().map_err(|_| anyhow!("truncated"))?);
-    let mut l = Zeroizing::new([0u8; PSS_SIZE]);
-    let mut r = Zeroizing::new([0u8; PSS_SIZE]);
-    l.copy_from_slice(local);
-    r.copy_from_slice(remote);
-    Ok((Generation::new(number, *l, *r), rest))
+    Generations::from_bytes(bytes).ok_or_else(|| {
+        anyhow!(
+            "not a record of the secrets (version 1, {} bytes)",
+            bytes.len()
+        )
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use dktp::config::Config;
+    use dktp::generation::Generation;
 
     /// The client's side of a fresh linked pair (`n` keeps key ids apart).
     fn pair(n: u32) -> PeerKeys {

@@ -2,6 +2,7 @@
 //! stores, on loopback.
 
 mod bad_input;
+mod browser;
 #[cfg(feature = "etcd")]
 mod cluster;
 #[cfg(feature = "etcd")]
