@@ -138,18 +138,20 @@ pub fn up(a: UpArgs, runtime: impl FnOnce() -> Result<tokio::runtime::Runtime>) 
     let deadline = Instant::now() + Duration::from_secs(60);
     let pidf = pid_file(&conf.name);
     loop {
-        if let Some(status) = child.try_wait()? {
-            let text = std::fs::read(&log).unwrap_or_default();
-            let tail = String::from_utf8_lossy(text.get(start as usize..).unwrap_or(&[]));
-            eprint!("{tail}");
-            bail!("dktp up {} failed ({status})", conf.name);
-        }
-        if std::fs::read_to_string(&pidf).is_ok_and(|s| s.trim() == pid.to_string()) {
+        // What the background process wrote since it started.
+        let echo_log = || {
             let text = std::fs::read(&log).unwrap_or_default();
             eprint!(
                 "{}",
                 String::from_utf8_lossy(text.get(start as usize..).unwrap_or(&[]))
             );
+        };
+        if let Some(status) = child.try_wait()? {
+            echo_log();
+            bail!("dktp up {} failed ({status})", conf.name);
+        }
+        if std::fs::read_to_string(&pidf).is_ok_and(|s| s.trim() == pid.to_string()) {
+            echo_log();
             println!(
                 "{} is up (pid {pid}; log {}; `dktp down {}` takes it down)",
                 conf.name,
@@ -195,21 +197,24 @@ pub fn down(a: DownArgs) -> Result<()> {
         }
         let _ = std::fs::remove_file(&pidf);
     }
-    // A process killed with SIGKILL takes its (non-persistent) interface with it; one left
-    // by anything else goes here.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while interface_exists(name) && Instant::now() < deadline {
-        if !stopped {
-            ip(&["link", "delete", "dev", name])?;
-            break;
+    if stopped {
+        // The process removes its interface as it exits (after SIGKILL the kernel does, with
+        // the process's file descriptor).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while interface_exists(name) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
-    if interface_exists(name) {
+    // One left by anything else goes here.
+    let left = interface_exists(name);
+    if left {
         ip(&["link", "delete", "dev", name])?;
     }
-    if !stopped && pid.is_none() {
-        bail!("{name} is not up (no {})", pidf.display());
+    if !stopped && !left {
+        bail!(
+            "{name} is not up (no running process in {}, no interface)",
+            pidf.display()
+        );
     }
     Ok(())
 }
