@@ -55,34 +55,15 @@ impl Params {
 }
 
 fn params(alg: KemAlg) -> Result<Params, PqError> {
-    Ok(match alg {
-        KemAlg::McEliece348864 => Params {
-            m: 12,
-            n: 3488,
-            t: 64,
-        },
-        KemAlg::McEliece460896 => Params {
-            m: 13,
-            n: 4608,
-            t: 96,
-        },
-        KemAlg::McEliece6688128 => Params {
-            m: 13,
-            n: 6688,
-            t: 128,
-        },
-        KemAlg::McEliece6960119 => Params {
-            m: 13,
-            n: 6960,
-            t: 119,
-        },
-        KemAlg::McEliece8192128 => Params {
-            m: 13,
-            n: 8192,
-            t: 128,
-        },
+    let (m, n, t) = match alg {
+        KemAlg::McEliece348864 => (12, 3488, 64),
+        KemAlg::McEliece460896 => (13, 4608, 96),
+        KemAlg::McEliece6688128 => (13, 6688, 128),
+        KemAlg::McEliece6960119 => (13, 6960, 119),
+        KemAlg::McEliece8192128 => (13, 8192, 128),
         _ => return Err(PqError::AlgorithmMismatch),
-    })
+    };
+    Ok(Params { m, n, t })
 }
 
 /// The 8 bytes of pivot information of a non-"f" round-3 secret key: c = 2³² − 1.
@@ -220,6 +201,24 @@ fn pq_alg(alg: KemAlg) -> Result<pq_mceliece::Algorithm, PqError> {
     })
 }
 
+/// Runs a key generation of `alg` on a thread with a [`KEYGEN_STACK`]-byte stack; a panic
+/// there is [`PqError::Random`].
+#[cfg(not(target_arch = "wasm32"))]
+fn on_keygen_stack(
+    alg: KemAlg,
+    keygen: impl FnOnce() -> Result<(Vec<u8>, SecretBytes), PqError> + Send + 'static,
+) -> Result<(Vec<u8>, SecretBytes), PqError> {
+    std::thread::Builder::new()
+        .stack_size(KEYGEN_STACK)
+        .spawn(keygen)
+        .map_err(|_| PqError::Unsupported {
+            alg: alg.name(),
+            reason: "cannot start a key-generation thread",
+        })?
+        .join()
+        .unwrap_or(Err(PqError::Random))
+}
+
 /// Round-3 SeededKeyGen from the 32-byte seed (retries expand inside, drawing nothing).
 fn keygen_from_seed(alg: KemAlg, seed: &[u8]) -> Result<(Vec<u8>, SecretBytes), PqError> {
     let (ek, dk) = pq_alg(alg)?
@@ -239,15 +238,7 @@ pub(super) fn keygen(
     #[cfg(not(target_arch = "wasm32"))]
     {
         let seed = seed.clone();
-        std::thread::Builder::new()
-            .stack_size(KEYGEN_STACK)
-            .spawn(move || keygen_from_seed(alg, &seed[..]))
-            .map_err(|_| PqError::Unsupported {
-                alg: alg.name(),
-                reason: "cannot start a key-generation thread",
-            })?
-            .join()
-            .unwrap_or(Err(PqError::Random))
+        on_keygen_stack(alg, move || keygen_from_seed(alg, &seed[..]))
     }
     #[cfg(target_arch = "wasm32")]
     {
@@ -261,7 +252,7 @@ pub(super) fn keygen(
 #[cfg(not(target_arch = "wasm32"))]
 mod fast {
     use super::super::{KemAlg, PqError, SecretBytes};
-    use super::{KEYGEN_STACK, PIVOTS};
+    use super::{PIVOTS, on_keygen_stack};
     use pqcrypto_classicmceliece::{
         mceliece348864, mceliece460896, mceliece6688128, mceliece6960119, mceliece8192128,
     };
@@ -313,15 +304,7 @@ mod fast {
 
     /// A one-use key pair from the OS random source, on a large-stack thread.
     pub(super) fn keygen(alg: KemAlg) -> Result<(Vec<u8>, SecretBytes), PqError> {
-        std::thread::Builder::new()
-            .stack_size(KEYGEN_STACK)
-            .spawn(move || keygen_inner(alg))
-            .map_err(|_| PqError::Unsupported {
-                alg: alg.name(),
-                reason: "cannot start a key-generation thread",
-            })?
-            .join()
-            .unwrap_or(Err(PqError::Random))
+        on_keygen_stack(alg, move || keygen_inner(alg))
     }
 
     /// Decapsulation with a reference-layout secret key.

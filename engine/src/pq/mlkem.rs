@@ -67,7 +67,8 @@ pub(super) fn decapsulate(
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
-    use super::super::{KemAlg, PqError, SecretBytes, SharedSecret, check_len};
+    use super::super::error::check_len;
+    use super::super::{KemAlg, PqError, SecretBytes, SharedSecret};
     use libcrux_ml_kem::{mlkem512, mlkem768, mlkem1024};
 
     macro_rules! per_set {

@@ -13,6 +13,7 @@
 //! through SHAKE-256; there are no secret-dependent branches or indices except the ones the
 //! scheme makes public in the signature (leaf and FORS indices).
 
+use super::error::check_len;
 use super::{PqError, SecretBytes, SigAlg};
 use sha3::Shake256;
 use sha3::digest::{ExtendableOutput, Update, XofReader};
@@ -49,7 +50,15 @@ impl Params {
         self.len1() + LEN2
     }
     const fn sig_len(&self) -> usize {
-        self.n + self.k * (self.a + 1) * self.n + (self.h + self.d * self.wots_len()) * self.n
+        self.n + self.fors_len() + self.d * self.xmss_len()
+    }
+    /// Bytes of the FORS signature: k secret values with their authentication paths.
+    const fn fors_len(&self) -> usize {
+        self.k * (self.a + 1) * self.n
+    }
+    /// Bytes of one layer's XMSS signature: a WOTS+ signature and an authentication path.
+    const fn xmss_len(&self) -> usize {
+        (self.wots_len() + self.tree_height()) * self.n
     }
     /// Bytes of H_msg output: FORS indices, tree index, leaf index.
     const fn md_len(&self) -> usize {
@@ -142,6 +151,12 @@ impl Adrs {
         let mut a = Adrs::default();
         a.0[..16].copy_from_slice(&self.0[..16]);
         a.typ(typ);
+        a
+    }
+    /// A fresh address of `typ` carrying this one's layer and tree, for key pair `keypair`.
+    fn keypair_at(&self, typ: u32, keypair: u32) -> Adrs {
+        let mut a = self.subtree(typ);
+        a.keypair(keypair);
         a
     }
     /// A fresh address of `typ` carrying this one's layer, tree and key pair.
@@ -281,10 +296,8 @@ impl<'a> Ctx<'a> {
     /// XMSS leaf: the compressed WOTS+ public key of key pair `idx` (wots_gen_leaf).
     fn wots_leaf(&self, out: &mut [u8], tree_adrs: &Adrs, idx: u32) {
         let n = self.p.n;
-        let mut wots = tree_adrs.subtree(ADDR_WOTS);
-        wots.keypair(idx);
-        let mut pk_adrs = tree_adrs.subtree(ADDR_WOTSPK);
-        pk_adrs.keypair(idx);
+        let mut wots = tree_adrs.keypair_at(ADDR_WOTS, idx);
+        let pk_adrs = tree_adrs.keypair_at(ADDR_WOTSPK, idx);
         let mut pk = vec![0u8; self.p.wots_len() * n];
         for (i, c) in pk.chunks_exact_mut(n).enumerate() {
             self.wots_sk(c, &mut wots, i);
@@ -323,18 +336,23 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn wots_pk_from_sig(&self, sig: &[u8], msg: &[u8], adrs: &mut Adrs) -> Vec<u8> {
+    /// XMSS leaf from a WOTS+ signature of `msg` by key pair `idx`: the compressed public
+    /// key the signature yields (wots_pk_from_sig, then T_len), as [`Self::wots_leaf`].
+    fn wots_leaf_from_sig(&self, sig: &[u8], msg: &[u8], tree_adrs: &Adrs, idx: u32) -> Vec<u8> {
         let n = self.p.n;
+        let mut wots = tree_adrs.keypair_at(ADDR_WOTS, idx);
         let mut pk = sig[..self.p.wots_len() * n].to_vec();
         for (i, (c, &l)) in pk
             .chunks_exact_mut(n)
             .zip(self.chain_lengths(msg).iter())
             .enumerate()
         {
-            adrs.chain(i as u32);
-            self.chain(c, l, W - 1 - l, adrs);
+            wots.chain(i as u32);
+            self.chain(c, l, W - 1 - l, &mut wots);
         }
-        pk
+        let mut leaf = vec![0u8; n];
+        self.thash(&mut leaf, &pk, &tree_adrs.keypair_at(ADDR_WOTSPK, idx));
+        leaf
     }
 
     // --- Merkle trees (§4.1.3, §5.1) ----------------------------------------------------
@@ -442,65 +460,68 @@ impl<'a> Ctx<'a> {
         sk.zeroize();
     }
 
-    /// Signs md; writes the FORS signature and returns the FORS public key.
-    fn fors_sign(&self, sig: &mut [u8], md: &[u8], fors_adrs: &Adrs) -> Vec<u8> {
-        let (n, a) = (self.p.n, self.p.a);
-        let t = 1u32 << a;
+    /// The FORS public key of `md` (§5): T_k of the k tree roots. For tree i,
+    /// `tree_root(i, (idx, offset), adrs, root)` writes the root of the tree whose leaf
+    /// `idx` is signed, `adrs` being set to that leaf (height 0, index idx + offset).
+    fn fors_pk(
+        &self,
+        md: &[u8],
+        fors_adrs: &Adrs,
+        mut tree_root: impl FnMut(usize, (u32, u32), &mut Adrs, &mut [u8]),
+    ) -> Vec<u8> {
+        let n = self.p.n;
+        let t = 1u32 << self.p.a;
         let mut roots = vec![0u8; self.p.k * n];
         let mut tree_adrs = fors_adrs.keypair_of(ADDR_FORSTREE);
-        for (i, (&idx, part)) in self
+        for (i, (&idx, root)) in self
             .fors_indices(md)
             .iter()
-            .zip(sig.chunks_exact_mut((a + 1) * n))
+            .zip(roots.chunks_exact_mut(n))
             .enumerate()
         {
             let offset = i as u32 * t;
             tree_adrs.tree_height(0);
             tree_adrs.tree_index(idx + offset);
-            self.prf(&mut part[..n], &tree_adrs);
-            let (_, auth) = part.split_at_mut(n);
-            let base = *fors_adrs;
-            self.treehash(
-                &mut roots[i * n..(i + 1) * n],
-                auth,
-                (idx, offset),
-                a,
-                &mut tree_adrs,
-                &|out, j| self.fors_leaf(out, &base, j),
-            );
+            tree_root(i, (idx, offset), &mut tree_adrs, root);
         }
         let mut pk = vec![0u8; n];
         self.thash(&mut pk, &roots, &fors_adrs.keypair_of(ADDR_FORSPK));
         pk
+    }
+
+    /// Signs md; writes the FORS signature and returns the FORS public key.
+    fn fors_sign(&self, sig: &mut [u8], md: &[u8], fors_adrs: &Adrs) -> Vec<u8> {
+        let (n, a) = (self.p.n, self.p.a);
+        let base = *fors_adrs;
+        self.fors_pk(md, fors_adrs, |i, leaf, tree_adrs, root| {
+            let part = &mut sig[i * (a + 1) * n..(i + 1) * (a + 1) * n];
+            let (sk, auth) = part.split_at_mut(n);
+            self.prf(sk, tree_adrs);
+            self.treehash(root, auth, leaf, a, tree_adrs, &|out, j| {
+                self.fors_leaf(out, &base, j)
+            });
+        })
     }
 
     fn fors_pk_from_sig(&self, sig: &[u8], md: &[u8], fors_adrs: &Adrs) -> Vec<u8> {
         let (n, a) = (self.p.n, self.p.a);
-        let t = 1u32 << a;
-        let mut roots = vec![0u8; self.p.k * n];
-        let mut tree_adrs = fors_adrs.keypair_of(ADDR_FORSTREE);
-        for (i, (&idx, part)) in self
-            .fors_indices(md)
-            .iter()
-            .zip(sig.chunks_exact((a + 1) * n))
-            .enumerate()
-        {
-            let offset = i as u32 * t;
-            tree_adrs.tree_height(0);
-            tree_adrs.tree_index(idx + offset);
+        self.fors_pk(md, fors_adrs, |i, (idx, offset), tree_adrs, root| {
+            let (sk, auth) = sig[i * (a + 1) * n..(i + 1) * (a + 1) * n].split_at(n);
             let mut leaf = vec![0u8; n];
-            self.thash(&mut leaf, &part[..n], &tree_adrs);
-            let root = self.compute_root(&leaf, idx, offset, &part[n..], a, &mut tree_adrs);
-            roots[i * n..(i + 1) * n].copy_from_slice(&root);
-        }
-        let mut pk = vec![0u8; n];
-        self.thash(&mut pk, &roots, &fors_adrs.keypair_of(ADDR_FORSPK));
-        pk
+            self.thash(&mut leaf, sk, tree_adrs);
+            root.copy_from_slice(&self.compute_root(&leaf, idx, offset, auth, a, tree_adrs));
+        })
     }
 }
 
-/// H_msg(R, PK.seed, PK.root, M), split into (FORS digest, tree index, leaf index).
-fn hash_message(p: &Params, r: &[u8], pk: &[u8], msg: &[u8]) -> (Vec<u8>, u64, u32) {
+/// H_msg(R, PK.seed, PK.root, M) (§6.4): the FORS digest, the address of the FORS key pair
+/// that signs it, and the hypertree path above that key pair.
+fn hash_message(
+    p: &Params,
+    r: &[u8],
+    pk: &[u8],
+    msg: &[u8],
+) -> (Vec<u8>, Adrs, impl Iterator<Item = (Adrs, u32)> + use<>) {
     let mut h = Shake256::default();
     h.update(r);
     h.update(pk);
@@ -514,8 +535,32 @@ fn hash_message(p: &Params, r: &[u8], pk: &[u8], msg: &[u8]) -> (Vec<u8>, u64, u
     if tree_bits < 64 {
         tree &= (1u64 << tree_bits) - 1;
     }
-    let leaf = be(&out[p.md_len() + p.tree_bytes()..]) & ((1u64 << p.tree_height()) - 1);
-    (md, tree, leaf as u32)
+    let leaf = (be(&out[p.md_len() + p.tree_bytes()..]) & ((1u64 << p.tree_height()) - 1)) as u32;
+    let mut fors_adrs = Adrs::default();
+    fors_adrs.tree(tree);
+    fors_adrs.typ(ADDR_FORSTREE);
+    fors_adrs.keypair(leaf);
+    (md, fors_adrs, hypertree_path(p, tree, leaf))
+}
+
+/// The XMSS trees a signature passes through, bottom layer first (§4.2): each one's
+/// hash-tree address and the leaf signed in it.
+fn hypertree_path(
+    p: &Params,
+    mut tree: u64,
+    mut leaf: u32,
+) -> impl Iterator<Item = (Adrs, u32)> + use<> {
+    let height = p.tree_height();
+    (0..p.d).map(move |layer| {
+        let mut tree_adrs = Adrs::default();
+        tree_adrs.layer(layer as u32);
+        tree_adrs.tree(tree);
+        tree_adrs.typ(ADDR_HASHTREE);
+        let signed = leaf;
+        leaf = (tree & ((1u64 << height) - 1)) as u32;
+        tree >>= height;
+        (tree_adrs, signed)
+    })
 }
 
 /// Key generation from sk_seed ‖ sk_prf ‖ pk_seed (3n bytes); returns (pk, sk) with
@@ -523,13 +568,7 @@ fn hash_message(p: &Params, r: &[u8], pk: &[u8], msg: &[u8]) -> (Vec<u8>, u64, u
 pub(super) fn keygen(alg: SigAlg, coins: &[u8]) -> Result<(Vec<u8>, SecretBytes), PqError> {
     let p = params(alg)?;
     let n = p.n;
-    if coins.len() != 3 * n {
-        return Err(PqError::Length {
-            what: "SPHINCS+ seed",
-            expected: 3 * n,
-            actual: coins.len(),
-        });
-    }
+    check_len("SPHINCS+ seed", 3 * n, coins.len())?;
     let ctx = Ctx::new(p, &coins[2 * n..], &coins[..n]);
     let mut top = Adrs::default();
     top.layer((p.d - 1) as u32);
@@ -548,13 +587,7 @@ pub(super) fn keygen(alg: SigAlg, coins: &[u8]) -> Result<(Vec<u8>, SecretBytes)
 pub(super) fn sign(alg: SigAlg, sk: &[u8], msg: &[u8], optrand: &[u8]) -> Result<Vec<u8>, PqError> {
     let p = params(alg)?;
     let n = p.n;
-    if sk.len() != 4 * n {
-        return Err(PqError::Length {
-            what: "SPHINCS+ secret key",
-            expected: 4 * n,
-            actual: sk.len(),
-        });
-    }
+    check_len("SPHINCS+ secret key", 4 * n, sk.len())?;
     if optrand.len() != n {
         return Err(PqError::Random);
     }
@@ -568,28 +601,15 @@ pub(super) fn sign(alg: SigAlg, sk: &[u8], msg: &[u8], optrand: &[u8]) -> Result
     h.update(optrand);
     h.update(msg);
     h.finalize_xof().read(&mut sig[..n]);
-    let (md, mut tree, mut leaf) = hash_message(&p, &sig[..n], pk, msg);
-    let mut fors_adrs = Adrs::default();
-    fors_adrs.tree(tree);
-    fors_adrs.typ(ADDR_FORSTREE);
-    fors_adrs.keypair(leaf);
-    let fors_len = p.k * (p.a + 1) * n;
-    let mut root = ctx.fors_sign(&mut sig[n..n + fors_len], &md, &fors_adrs);
-    let xmss_len = (p.wots_len() + p.tree_height()) * n;
-    for (layer, part) in sig[n + fors_len..].chunks_exact_mut(xmss_len).enumerate() {
-        let mut tree_adrs = Adrs::default();
-        tree_adrs.layer(layer as u32);
-        tree_adrs.tree(tree);
-        tree_adrs.typ(ADDR_HASHTREE);
-        let mut wots_adrs = tree_adrs.subtree(ADDR_WOTS);
-        wots_adrs.keypair(leaf);
+    let (md, fors_adrs, path) = hash_message(&p, &sig[..n], pk, msg);
+    let (fors_sig, xmss_sigs) = sig[n..].split_at_mut(p.fors_len());
+    let mut root = ctx.fors_sign(fors_sig, &md, &fors_adrs);
+    for ((tree_adrs, leaf), part) in path.zip(xmss_sigs.chunks_exact_mut(p.xmss_len())) {
         let (wsig, auth) = part.split_at_mut(p.wots_len() * n);
-        ctx.wots_sign(wsig, &root, &mut wots_adrs);
+        ctx.wots_sign(wsig, &root, &mut tree_adrs.keypair_at(ADDR_WOTS, leaf));
         let mut next = vec![0u8; n];
         ctx.xmss_treehash(&mut next, auth, leaf, &tree_adrs);
         root = next;
-        leaf = (tree & ((1u64 << p.tree_height()) - 1)) as u32;
-        tree >>= p.tree_height();
     }
     Ok(sig)
 }
@@ -598,42 +618,18 @@ pub(super) fn sign(alg: SigAlg, sk: &[u8], msg: &[u8], optrand: &[u8]) -> Result
 pub(super) fn verify(alg: SigAlg, pk: &[u8], msg: &[u8], sig: &[u8]) -> Result<bool, PqError> {
     let p = params(alg)?;
     let n = p.n;
-    if pk.len() != 2 * n {
-        return Err(PqError::Length {
-            what: "SPHINCS+ public key",
-            expected: 2 * n,
-            actual: pk.len(),
-        });
-    }
+    check_len("SPHINCS+ public key", 2 * n, pk.len())?;
     if sig.len() != p.sig_len() {
         return Ok(false);
     }
     let ctx = Ctx::new(p, &pk[..n], &[]);
-    let (md, mut tree, mut leaf) = hash_message(&p, &sig[..n], pk, msg);
-    let mut fors_adrs = Adrs::default();
-    fors_adrs.tree(tree);
-    fors_adrs.typ(ADDR_FORSTREE);
-    fors_adrs.keypair(leaf);
-    let fors_len = p.k * (p.a + 1) * n;
-    let mut root = ctx.fors_pk_from_sig(&sig[n..n + fors_len], &md, &fors_adrs);
-    let xmss_len = (p.wots_len() + p.tree_height()) * n;
-    for (layer, part) in sig[n + fors_len..].chunks_exact(xmss_len).enumerate() {
-        let mut tree_adrs = Adrs::default();
-        tree_adrs.layer(layer as u32);
-        tree_adrs.tree(tree);
-        tree_adrs.typ(ADDR_HASHTREE);
-        let mut wots_adrs = tree_adrs.subtree(ADDR_WOTS);
-        wots_adrs.keypair(leaf);
+    let (md, fors_adrs, path) = hash_message(&p, &sig[..n], pk, msg);
+    let (fors_sig, xmss_sigs) = sig[n..].split_at(p.fors_len());
+    let mut root = ctx.fors_pk_from_sig(fors_sig, &md, &fors_adrs);
+    for ((mut tree_adrs, leaf), part) in path.zip(xmss_sigs.chunks_exact(p.xmss_len())) {
         let (wsig, auth) = part.split_at(p.wots_len() * n);
-        let wpk = ctx.wots_pk_from_sig(wsig, &root, &mut wots_adrs);
-        let mut pk_adrs = tree_adrs.subtree(ADDR_WOTSPK);
-        pk_adrs.keypair(leaf);
-        let mut leaf_node = vec![0u8; n];
-        ctx.thash(&mut leaf_node, &wpk, &pk_adrs);
-        let mut node_adrs = tree_adrs;
-        root = ctx.compute_root(&leaf_node, leaf, 0, auth, p.tree_height(), &mut node_adrs);
-        leaf = (tree & ((1u64 << p.tree_height()) - 1)) as u32;
-        tree >>= p.tree_height();
+        let leaf_node = ctx.wots_leaf_from_sig(wsig, &root, &tree_adrs, leaf);
+        root = ctx.compute_root(&leaf_node, leaf, 0, auth, p.tree_height(), &mut tree_adrs);
     }
     Ok(subtle::ConstantTimeEq::ct_eq(&root[..], &pk[n..]).into())
 }
