@@ -10,7 +10,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use dktp::batch::{self, Batch, DataSession, Outcome, Scratch};
 use dktp::rcs::Rcs512Channel;
 
@@ -81,117 +81,121 @@ fn bytes(n: usize, size: usize) -> u64 {
     (0..n).map(|i| size_of(size, i) as u64).sum()
 }
 
-fn tune(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+/// A batch on `threads` threads with the scratch the previous flush left.
+fn reused<'a>(threads: usize, scratch: &mut Option<Scratch>) -> Batch<'a> {
+    Batch::new()
+        .with_threads(threads)
+        .with_scratch(scratch.take().unwrap_or_default())
+}
+
+type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
+fn tune(g: &mut Group<'_>) {
     dktp_bench::tune(g, 10, Duration::from_secs(2), Duration::from_millis(300));
 }
 
-fn seal(c: &mut Criterion) {
+/// One group `batch_{kind}_{size}` per size of the grid; `cell` adds the benchmarks of `n`
+/// sessions at one size to it (the payload's first bytes are each packet's).
+fn grid_groups(
+    c: &mut Criterion,
+    kind: &str,
+    mut cell: impl FnMut(&mut Group<'_>, usize, usize, &[u8]),
+) {
     let (sessions, sizes) = grid();
     let payload = vec![0x5au8; 65536];
-    let all = batch::available_threads();
     for size in sizes {
-        let mut g = c.benchmark_group(format!("batch_seal_{}", label(size)));
+        let mut g = c.benchmark_group(format!("batch_{kind}_{}", label(size)));
         tune(&mut g);
         for &n in &sessions {
             g.throughput(Throughput::Bytes(bytes(n, size)));
-            let (mut ours, _) = fleet(n);
-            let mut out = Vec::with_capacity(65536 + 85);
-            g.bench_function(BenchmarkId::new("scalar", n), |b| {
-                b.iter(|| {
-                    for (i, s) in ours.iter_mut().enumerate() {
-                        out.clear();
-                        s.seal(&payload[..size_of(size, i)], NOW, &mut out)
-                            .expect("seal");
-                        black_box(&out);
-                    }
-                })
-            });
-            for (name, threads) in [("1t", 1), ("all", all)] {
-                let mut scratch = Some(Scratch::default());
-                g.bench_function(BenchmarkId::new(name, n), |b| {
-                    b.iter(|| {
-                        let mut batch = Batch::new()
-                            .with_threads(threads)
-                            .with_scratch(scratch.take().unwrap_or_default());
-                        let mut first = None;
-                        for (i, s) in ours.iter_mut().enumerate() {
-                            let id = batch.add(s);
-                            first = first.or(Some(id));
-                            batch.seal(id, &payload[..size_of(size, i)]);
-                        }
-                        let done = batch.flush(NOW);
-                        if let Some(id) = first {
-                            assert!(!done.output(id).is_empty());
-                        }
-                        scratch = Some(done.into_scratch());
-                    })
-                });
-            }
+            cell(&mut g, n, size, &payload);
         }
         g.finish();
     }
 }
 
-fn open(c: &mut Criterion) {
-    let (sessions, sizes) = grid();
-    let payload = vec![0x5au8; 65536];
+fn seal(c: &mut Criterion) {
     let all = batch::available_threads();
-    for size in sizes {
-        let mut g = c.benchmark_group(format!("batch_open_{}", label(size)));
-        tune(&mut g);
-        for &n in &sessions {
-            g.throughput(Throughput::Bytes(bytes(n, size)));
-            let per = if n * size_of(size, 0) > 1 << 20 {
-                BatchSize::PerIteration
-            } else {
-                BatchSize::SmallInput
-            };
-            // Opening consumes each session's stream, so every iteration opens the next
-            // packets its peers seal (the sealing is not timed).
-            let (mut ours, mut peers) = fleet(n);
-            g.bench_function(BenchmarkId::new("scalar", n), |b| {
+    grid_groups(c, "seal", |g, n, size, payload| {
+        let (mut ours, _) = fleet(n);
+        let mut out = Vec::with_capacity(65536 + 85);
+        g.bench_function(BenchmarkId::new("scalar", n), |b| {
+            b.iter(|| {
+                for (i, s) in ours.iter_mut().enumerate() {
+                    out.clear();
+                    s.seal(&payload[..size_of(size, i)], NOW, &mut out)
+                        .expect("seal");
+                    black_box(&out);
+                }
+            })
+        });
+        for (name, threads) in [("1t", 1), ("all", all)] {
+            let mut scratch = Some(Scratch::default());
+            g.bench_function(BenchmarkId::new(name, n), |b| {
+                b.iter(|| {
+                    let mut batch = reused(threads, &mut scratch);
+                    let mut first = None;
+                    for (i, s) in ours.iter_mut().enumerate() {
+                        let id = batch.add(s);
+                        first = first.or(Some(id));
+                        batch.seal(id, &payload[..size_of(size, i)]);
+                    }
+                    let done = batch.flush(NOW);
+                    if let Some(id) = first {
+                        assert!(!done.output(id).is_empty());
+                    }
+                    scratch = Some(done.into_scratch());
+                })
+            });
+        }
+    });
+}
+
+fn open(c: &mut Criterion) {
+    let all = batch::available_threads();
+    grid_groups(c, "open", |g, n, size, payload| {
+        let per = if n * size_of(size, 0) > 1 << 20 {
+            BatchSize::PerIteration
+        } else {
+            BatchSize::SmallInput
+        };
+        // Opening consumes each session's stream, so every iteration opens the next
+        // packets its peers seal (the sealing is not timed).
+        let (mut ours, mut peers) = fleet(n);
+        g.bench_function(BenchmarkId::new("scalar", n), |b| {
+            b.iter_batched(
+                || packets(&mut peers, payload, size),
+                |mut pk| {
+                    for (s, p) in ours.iter_mut().zip(pk.iter_mut()) {
+                        black_box(s.open(p, NOW).expect("open"));
+                    }
+                },
+                per,
+            )
+        });
+        for (name, threads) in [("1t", 1), ("all", all)] {
+            let mut scratch = Some(Scratch::default());
+            g.bench_function(BenchmarkId::new(name, n), |b| {
                 b.iter_batched(
-                    || packets(&mut peers, &payload, size),
+                    || packets(&mut peers, payload, size),
                     |mut pk| {
+                        let mut batch = reused(threads, &mut scratch);
+                        let mut first = None;
                         for (s, p) in ours.iter_mut().zip(pk.iter_mut()) {
-                            black_box(s.open(p, NOW).expect("open"));
+                            let id = batch.add(s);
+                            first = first.or(Some(batch.open(id, p)));
                         }
+                        let done = batch.flush(NOW);
+                        if let Some(j) = first {
+                            assert!(matches!(done.outcome(j), Outcome::Opened(_)));
+                        }
+                        scratch = Some(done.into_scratch());
                     },
                     per,
                 )
             });
-            for (name, threads) in [("1t", 1), ("all", all)] {
-                let mut scratch = Some(Scratch::default());
-                g.bench_function(BenchmarkId::new(name, n), |b| {
-                    b.iter_batched(
-                        || packets(&mut peers, &payload, size),
-                        |mut pk| {
-                            let mut batch = Batch::new()
-                                .with_threads(threads)
-                                .with_scratch(scratch.take().unwrap_or_default());
-                            let mut first = None;
-                            for (s, p) in ours.iter_mut().zip(pk.iter_mut()) {
-                                let id = batch.add(s);
-                                first = first.or(Some(batch.open(id, p)));
-                            }
-                            let done = batch.flush(NOW);
-                            if let Some(j) = first {
-                                assert!(matches!(done.outcome(j), Outcome::Opened(_)));
-                            }
-                            scratch = Some(done.into_scratch());
-                        },
-                        per,
-                    )
-                });
-            }
         }
-        g.finish();
-    }
+    });
 }
 
-criterion_group! {
-    name = benches;
-    config = dktp_bench::config();
-    targets = seal, open
-}
-criterion_main!(benches);
+dktp_bench::main!(seal, open);

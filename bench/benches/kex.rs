@@ -10,12 +10,12 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion};
 use dktp::config::Config;
-use dktp::kex::{PeerKeys, ReplayGate, Settings, SinglePeer, client, server};
-use dktp::peer_key;
+use dktp::kex::{PeerKeys, Settings, client};
 use dktp::pq::OsEntropy;
 use dktp::session::Session;
+use dktp::testing;
 
 const CONFIGS: [&str; 5] = [
     "dilithium-s5_kyber-s5_sha3_rcs",
@@ -32,21 +32,7 @@ fn now() -> u64 {
 }
 
 fn keys(config: Config) -> Option<(PeerKeys, PeerKeys)> {
-    let t = now();
-    let (mut cl, cr) = peer_key::generate(config, [1; 16], t, &mut OsEntropy).ok()?;
-    let (mut sl, sr) = peer_key::generate(config, [2; 16], t, &mut OsEntropy).ok()?;
-    peer_key::link(&mut cl, &sr);
-    peer_key::link(&mut sl, &cr);
-    Some((
-        PeerKeys {
-            local: cl,
-            remote: sr,
-        },
-        PeerKeys {
-            local: sl,
-            remote: cr,
-        },
-    ))
+    testing::link(config, [[1; 16], [2; 16]], now(), &mut OsEntropy).ok()
 }
 
 /// Time spent by each side in one handshake.
@@ -56,41 +42,32 @@ struct Split {
     server: Duration,
 }
 
+/// Runs `f`, adding the time it took to `total`.
+fn timed<T>(total: &mut Duration, f: impl FnOnce() -> T) -> T {
+    let start = Instant::now();
+    let out = f();
+    *total += start.elapsed();
+    out
+}
+
 /// One whole handshake; returns the time each side spent, or the error.
 fn handshake(ck: &PeerKeys, sk: &PeerKeys) -> Result<(Split, Session, Session), dktp::Error> {
     let mut split = Split::default();
+    let (cl, sv) = (&mut split.client, &mut split.server);
     let mut rng = OsEntropy;
     let t = now();
     let settings = Settings::default();
-    let clock = |side: &mut Duration, start: Instant| *side += start.elapsed();
-
-    let s = Instant::now();
-    let c1 = client::start(ck.clone(), settings.clone(), t, &mut rng)?;
-    clock(&mut split.client, s);
-    let s = Instant::now();
-    let s1 = server::AwaitConnectRequest::new(settings).handle(
-        &c1.packet,
-        t,
-        &mut rng,
-        &mut SinglePeer(sk.clone()),
-        &mut ReplayGate::default(),
-    )?;
-    clock(&mut split.server, s);
-    let s = Instant::now();
-    let c2 = c1.next.handle(&s1.packet, t, &mut rng)?;
-    clock(&mut split.client, s);
-    let s = Instant::now();
-    let s2 = s1.next.handle(&c2.packet, t, &mut rng)?;
-    clock(&mut split.server, s);
-    let s = Instant::now();
-    let c3 = c2.next.handle(&s2.packet, t, &mut rng)?;
-    clock(&mut split.client, s);
-    let s = Instant::now();
-    let s3 = s2.next.handle(&c3.packet, t, &mut rng)?;
-    clock(&mut split.server, s);
-    let s = Instant::now();
-    let client = c3.next.handle(&s3.packet, t, &mut rng)?;
-    clock(&mut split.client, s);
+    let c1 = timed(cl, || {
+        client::start(ck.clone(), settings.clone(), t, &mut rng)
+    })?;
+    let s1 = timed(sv, || {
+        testing::serve(&c1.packet, sk, &settings, t, &mut rng)
+    })?;
+    let c2 = timed(cl, || c1.next.handle(&s1.packet, t, &mut rng))?;
+    let s2 = timed(sv, || s1.next.handle(&c2.packet, t, &mut rng))?;
+    let c3 = timed(cl, || c2.next.handle(&s2.packet, t, &mut rng))?;
+    let s3 = timed(sv, || s2.next.handle(&c3.packet, t, &mut rng))?;
+    let client = timed(cl, || c3.next.handle(&s3.packet, t, &mut rng))?;
     Ok((split, client, s3.next))
 }
 
@@ -136,9 +113,4 @@ fn kex(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group! {
-    name = benches;
-    config = dktp_bench::config();
-    targets = kex
-}
-criterion_main!(benches);
+dktp_bench::main!(kex);

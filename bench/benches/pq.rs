@@ -2,7 +2,7 @@
 //! sign, verify. The slow sets (Classic McEliece keygen, SPHINCS+ signing) use criterion's
 //! minimum sample count so `cargo bench` stays bounded.
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion};
 use dktp::pq::OsEntropy;
 use dktp::pq::speed::{PqBench, PqOp, all_sets};
 use std::time::Duration;
@@ -43,9 +43,4 @@ fn pq(c: &mut Criterion) {
     }
 }
 
-criterion_group! {
-    name = benches;
-    config = dktp_bench::config();
-    targets = pq
-}
-criterion_main!(benches);
+dktp_bench::main!(pq);

@@ -1,6 +1,6 @@
 //! Keccak permutations (x1/x4/x8 per lane backend), KMAC-512 and cSHAKE-512.
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use dktp::keccak::{
     self,
     lanes::{self, LaneBackend},
@@ -68,9 +68,4 @@ fn cshake(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group! {
-    name = benches;
-    config = dktp_bench::config();
-    targets = permutations, kmac, cshake
-}
-criterion_main!(benches);
+dktp_bench::main!(permutations, kmac, cshake);

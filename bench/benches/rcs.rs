@@ -2,7 +2,7 @@
 //! (RustCrypto) in the same groups as the context users compare against.
 
 use aes_gcm::aead::{AeadInPlace, KeyInit};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use dktp::Backend;
 use dktp::rcs::Rcs512Channel;
 use dktp::rijndael::Rijndael256;
@@ -101,9 +101,4 @@ fn ctr(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group! {
-    name = benches;
-    config = dktp_bench::config();
-    targets = seal, open, ctr
-}
-criterion_main!(benches);
+dktp_bench::main!(seal, open, ctr);

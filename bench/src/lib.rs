@@ -50,3 +50,17 @@ pub fn tune(
             .warm_up_time(warm_up);
     }
 }
+
+/// The end of every bench file: `criterion_group!` named `benches` with [`config`] and the
+/// given targets, and `criterion_main!`.
+#[macro_export]
+macro_rules! main {
+    ($($target:path),+ $(,)?) => {
+        criterion::criterion_group! {
+            name = benches;
+            config = $crate::config();
+            targets = $($target),+
+        }
+        criterion::criterion_main!(benches);
+    };
+}

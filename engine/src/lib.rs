@@ -50,6 +50,8 @@ pub mod ratchet;
 pub mod rcs;
 pub mod rijndael;
 pub mod session;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod transcript;
 
 pub use backend::{Backend, BackendError};

@@ -5,7 +5,7 @@
 
 use arbitrary::Arbitrary;
 use dktp::listener::Listener;
-use dktp_fuzz::{NOW, Packet, Rng, honest, settings};
+use dktp_fuzz::{NOW, Packet, TestRng, honest, settings};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]
@@ -29,9 +29,9 @@ enum Op {
 fuzz_target!(|ops: Vec<Op>| {
     let h = honest();
     let listener = Listener::new(settings());
-    listener.add(h.server_keys.clone());
+    listener.add(h.keys.1.clone());
     let mut conns: Vec<_> = (0..3)
-        .map(|_| (listener.accept(NOW), Rng::new("s")))
+        .map(|_| (listener.accept(NOW), TestRng::new("s")))
         .collect();
     let mut now = NOW;
     for op in ops.iter().take(64) {

@@ -2,12 +2,12 @@
 //! A sequence of fuzzed packets (raw, or honest data/ratchet/close packets edited) into an
 //! established session.
 
-use dktp_fuzz::{NOW, Packet, Rng, sessions};
+use dktp_fuzz::{NOW, Packet, TestRng, honest};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: Vec<(u8, Packet)>| {
-    let (mut client, mut server) = sessions();
-    let mut rng = Rng::new("fuzz");
+    let (mut client, mut server) = honest().sessions();
+    let mut rng = TestRng::new("fuzz");
     for (kind, packet) in input.iter().take(8) {
         let mut honest = Vec::new();
         let made = match kind % 3 {

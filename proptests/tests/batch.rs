@@ -261,6 +261,27 @@ fn channel(b: Backend, k: &[u8; 64], n: &[u8; 32]) -> Rcs512Channel {
     Rcs512Channel::with_backend(b, k, n, &[]).expect("available backend")
 }
 
+/// The jobs one at a time on each session's own state; a control packet defers the rest of
+/// its session, as the batch does. Returns the outcomes and which sessions were deferred.
+fn one_at_a_time<T>(
+    inputs: &[(usize, Op, Vec<u8>)],
+    states: &mut [T],
+    mut run: impl FnMut(&mut T, &Op, &[u8]) -> Got,
+) -> (Vec<Got>, Vec<bool>) {
+    let mut deferred = vec![false; states.len()];
+    let mut out = Vec::new();
+    for (s, op, data) in inputs {
+        if deferred[*s] {
+            out.push(Got::Deferred);
+            continue;
+        }
+        let got = run(&mut states[*s], op, data);
+        deferred[*s] = got == Got::Control;
+        out.push(got);
+    }
+    (out, deferred)
+}
+
 fn run_case(c: &Case, backend: Backend) -> Result<(), TestCaseError> {
     let now = c.now;
     let n = c.sessions;
@@ -346,71 +367,46 @@ fn run_case(c: &Case, backend: Backend) -> Result<(), TestCaseError> {
         inputs.push((s, op.clone(), data));
     }
 
-    // 1. The model, sequentially; a control packet defers the rest of its session.
-    let mut deferred = vec![false; n];
-    let mut want: Vec<Got> = Vec::new();
-    for (s, op, data) in &inputs {
-        let m = &mut models[*s];
-        if deferred[*s] {
-            want.push(Got::Deferred);
-            continue;
-        }
-        want.push(match op {
-            Op::Seal(_) => match m.seal(data, now) {
-                Ok(p) => Got::Sealed(p),
-                Err(e) => Got::Failed(e),
-            },
-            Op::Open(_) => match m.open(data, now) {
-                Ok(Some(pt)) => Got::Opened(pt),
-                Ok(None) => {
-                    deferred[*s] = true;
-                    Got::Control
-                }
-                Err(e) => Got::Failed(e),
-            },
-        });
-    }
+    // 1. The model, sequentially.
+    let (want, _) = one_at_a_time(&inputs, &mut models, |m, op, data| match op {
+        Op::Seal(_) => match m.seal(data, now) {
+            Ok(p) => Got::Sealed(p),
+            Err(e) => Got::Failed(e),
+        },
+        Op::Open(_) => match m.open(data, now) {
+            Ok(Some(pt)) => Got::Opened(pt),
+            Ok(None) => Got::Control,
+            Err(e) => Got::Failed(e),
+        },
+    });
 
     // 2. DataSession, sequentially.
-    let mut deferred = vec![false; n];
-    let mut scalar: Vec<Got> = Vec::new();
-    for (s, op, data) in &inputs {
-        let d = &mut scalar_side[*s];
-        if deferred[*s] {
-            scalar.push(Got::Deferred);
-            continue;
+    let (scalar, deferred) = one_at_a_time(&inputs, &mut scalar_side, |d, op, data| match op {
+        Op::Seal(_) => {
+            let mut out = Vec::new();
+            match d.seal(data, now, &mut out) {
+                Ok(()) => Got::Sealed(out),
+                Err(e) => Got::Failed(e),
+            }
         }
-        scalar.push(match op {
-            Op::Seal(_) => {
-                let mut out = Vec::new();
-                match d.seal(data, now, &mut out) {
-                    Ok(()) => Got::Sealed(out),
-                    Err(e) => Got::Failed(e),
-                }
+        // What the batch hands back as a control packet, the caller would give to the
+        // session's own handling; here it just defers the session like the batch does.
+        Op::Open(_) if data.len() >= HEADER_LEN && data[0] != 0x04 => {
+            if d.status() == Status::Open {
+                Got::Control
+            } else {
+                Got::Failed(Misuse::NotEstablished.into())
             }
-            // What the batch hands back as a control packet, the caller would give to the
-            // session's own handling; here it just defers the session like the batch does.
-            Op::Open(_) if data.len() >= HEADER_LEN && data[0] != 0x04 => {
-                if d.status() == Status::Open {
-                    deferred[*s] = true;
-                    Got::Control
-                } else {
-                    Got::Failed(Misuse::NotEstablished.into())
-                }
+        }
+        Op::Open(_) => {
+            let mut p = data.to_vec();
+            match d.open(&mut p, now) {
+                Ok(Received::Data(pt)) => Got::Opened(pt.to_vec()),
+                Ok(Received::Control(_)) => Got::Control,
+                Err(e) => Got::Failed(e),
             }
-            Op::Open(_) => {
-                let mut p = data.clone();
-                match d.open(&mut p, now) {
-                    Ok(Received::Data(pt)) => Got::Opened(pt.to_vec()),
-                    Ok(Received::Control(_)) => {
-                        deferred[*s] = true;
-                        Got::Control
-                    }
-                    Err(e) => Got::Failed(e),
-                }
-            }
-        });
-    }
+        }
+    });
     for (k, (g, w)) in scalar.iter().zip(&want).enumerate() {
         prop_assert!(
             g == w,
@@ -604,14 +600,18 @@ fn wide_batches_equal_sequential() {
 #[test]
 fn data_session_opens_sealed_close() {
     let now = 1_800_000_000;
-    for backend in Backend::available() {
+    // A session and the peer that sends to it, at sequence 3.
+    let facing = |backend| {
         let (k1, n1, k2, n2) = keys(5, 1);
-        let mut ours =
-            DataSession::new(channel(backend, &k1, &n1), channel(backend, &k2, &n2), 3, 3);
-        let mut peer = Peer {
+        let ours = DataSession::new(channel(backend, &k1, &n1), channel(backend, &k2, &n2), 3, 3);
+        let peer = Peer {
             tx: channel(backend, &k2, &n2),
             txseq: 3,
         };
+        (ours, peer)
+    };
+    for backend in Backend::available() {
+        let (mut ours, mut peer) = facing(backend);
         let mut p = peer.next(0x04, now, b"hi");
         assert_eq!(ours.open(&mut p, now), Ok(Received::Data(&b"hi"[..])));
         let mut close = peer.next(0x12, now, &[0x1b]);
@@ -623,12 +623,7 @@ fn data_session_opens_sealed_close() {
         assert_eq!(ours.open(&mut p, now), Err(Misuse::NotEstablished.into()));
 
         // A close of the wrong shape (two code bytes) ends the session as a failure.
-        let mut ours =
-            DataSession::new(channel(backend, &k1, &n1), channel(backend, &k2, &n2), 3, 3);
-        let mut peer = Peer {
-            tx: channel(backend, &k2, &n2),
-            txseq: 3,
-        };
+        let (mut ours, mut peer) = facing(backend);
         let mut close = peer.next(0x12, now, &[0x1b, 0]);
         assert!(matches!(
             ours.open(&mut close, now),
@@ -637,12 +632,7 @@ fn data_session_opens_sealed_close() {
         assert_eq!(ours.status(), Status::Failed);
 
         // A ratchet packet is not this type's to handle: handed back untouched.
-        let mut ours =
-            DataSession::new(channel(backend, &k1, &n1), channel(backend, &k2, &n2), 3, 3);
-        let mut peer = Peer {
-            tx: channel(backend, &k2, &n2),
-            txseq: 3,
-        };
+        let (mut ours, mut peer) = facing(backend);
         let mut r = peer.next(0x0e, now, b"ratchet");
         let copy = r.clone();
         assert_eq!(ours.open(&mut r, now), Ok(Received::Control(&copy[..])));
@@ -692,78 +682,19 @@ proptest! {
 mod kex_sessions {
     use super::*;
     use dktp::config::Config;
-    use dktp::keccak::Shake256;
-    use dktp::kex::{EphemeralKeys, PeerKeys, ReplayGate, Settings, SinglePeer, client, server};
-    use dktp::peer_key;
-    use dktp::pq::{Entropy, PqError};
     use dktp::session::{Opened, Output, Session};
-
-    const NOW: u64 = 1_767_225_600;
-
-    #[derive(Clone)]
-    struct Rng(Shake256);
-
-    impl Rng {
-        fn new(label: &str) -> Rng {
-            let mut x = Shake256::new();
-            x.update(label.as_bytes());
-            Rng(x)
-        }
-    }
-
-    impl Entropy for Rng {
-        fn fill(&mut self, dest: &mut [u8]) -> Result<(), PqError> {
-            self.0.squeeze(dest);
-            Ok(())
-        }
-    }
+    use dktp::testing::{NOW, TestRng, handshake, pair, settings};
 
     /// A client and a server session after a deterministic default-configuration handshake.
     fn established(label: &str) -> (Session, Session) {
-        let mut rng = Rng::new(label);
-        let config = Config::DEFAULT;
-        let (mut cl, cr) = peer_key::generate(config, [0xc1; 16], NOW, &mut rng).expect("keys");
-        let (mut sl, sr) = peer_key::generate(config, [0x5e; 16], NOW, &mut rng).expect("keys");
-        peer_key::link(&mut cl, &sr);
-        peer_key::link(&mut sl, &cr);
-        let settings = || Settings::default().with_ephemeral_keys(EphemeralKeys::FromRng);
-        let ck = PeerKeys {
-            local: cl,
-            remote: sr,
-        };
-        let sk = PeerKeys {
-            local: sl,
-            remote: cr,
-        };
-        let c1 = client::start(ck, settings(), NOW, &mut rng).expect("c1");
-        let s1 = server::AwaitConnectRequest::new(settings())
-            .handle(
-                &c1.packet,
-                NOW,
-                &mut rng,
-                &mut SinglePeer(sk),
-                &mut ReplayGate::default(),
-            )
-            .expect("s1");
-        let c2 = c1.next.handle(&s1.packet, NOW, &mut rng).expect("c2");
-        let s2 = s1.next.handle(&c2.packet, NOW, &mut rng).expect("s2");
-        let c3 = c2.next.handle(&s2.packet, NOW, &mut rng).expect("c3");
-        let s3 = s2.next.handle(&c3.packet, NOW, &mut rng).expect("s3");
-        let client = c3.next.handle(&s3.packet, NOW, &mut rng).expect("client");
-        (client, s3.next)
-    }
-
-    #[derive(Debug, PartialEq)]
-    enum Got {
-        Sealed(Vec<u8>),
-        Opened(Vec<u8>),
-        Control,
-        Deferred,
-        Failed(Error),
+        let (ck, sk) = pair(Config::DEFAULT, NOW);
+        let (mut crng, mut srng) = (TestRng::new(&format!("c {label}")), TestRng::new(label));
+        let run = handshake(ck, sk, &settings(), NOW, &mut crng, &mut srng).expect("handshake");
+        (run.client, run.server)
     }
 
     /// What each client sends this round: data, one tampered stream, one ratchet request.
-    fn inbound(i: usize, client: &mut Session, rng: &mut Rng) -> Vec<Vec<u8>> {
+    fn inbound(i: usize, client: &mut Session, rng: &mut TestRng) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         for k in 0..3usize {
             let mut p = Vec::new();
@@ -794,7 +725,7 @@ mod kex_sessions {
         let mut inbound_b: Vec<Vec<Vec<u8>>> = Vec::new();
         let mut inbound_c: Vec<Vec<Vec<u8>>> = Vec::new();
         for i in 0..pairs {
-            let mut rng = Rng::new(&format!("round {i}"));
+            let mut rng = TestRng::new(&format!("round {i}"));
             inbound_b.push(inbound(i, &mut batch_side[i].0, &mut rng.clone()));
             inbound_c.push(inbound(i, &mut call_side[i].0, &mut rng));
         }
@@ -818,7 +749,7 @@ mod kex_sessions {
                     continue;
                 }
                 let mut p = p.clone();
-                let mut rng = Rng::new("unused");
+                let mut rng = TestRng::new("unused");
                 got.push(match server.open_in_place(&mut p, NOW, &mut rng) {
                     Ok(Opened::Message(r)) => Got::Opened(p[r].to_vec()),
                     Ok(Opened::Control) => Got::Control,
@@ -875,7 +806,7 @@ mod kex_sessions {
         for (side, bufs) in [(&mut batch_side, &inbound_b), (&mut call_side, &inbound_c)] {
             let server = &mut side[4].1;
             let mut p = bufs[4][3].clone();
-            let mut rng = Rng::new("server 4 ratchet");
+            let mut rng = TestRng::new("server 4 ratchet");
             assert_eq!(
                 server.open_in_place(&mut p, NOW, &mut rng),
                 Ok(Opened::Control)

@@ -21,15 +21,11 @@ use std::rc::Rc;
 use dktp::config::Config;
 use dktp::connection::{Connection, Tunnel};
 use dktp::error::Misuse;
-use dktp::keccak::Shake256;
-use dktp::kex::{
-    EphemeralKeys, PeerKeys, ReplayGate, Settings, SinglePeer, client, error_reply, server,
-};
+use dktp::kex::{PeerKeys, error_reply};
 use dktp::listener::Listener;
 use dktp::packet::{HEADER_LEN, Header};
-use dktp::peer_key;
-use dktp::pq::{Entropy, PqError};
-use dktp::session::{Event, Opened, Output, Session};
+use dktp::session::{Event, Opened, Output};
+use dktp::testing::{NOW, TestRng, big_stack, connected, drain, honest, pair, settings};
 use dktp::{Error, ErrorCode};
 use proptest::prelude::*;
 
@@ -79,139 +75,6 @@ fn largest_allocation<R>(f: impl FnOnce() -> R) -> (R, usize) {
     LARGEST.with(|l| l.set(0));
     let r = f();
     (r, LARGEST.with(Cell::get))
-}
-
-// ---------------------------------------------------------------------------------------
-// Deterministic peers
-
-const NOW: u64 = 1_767_225_600;
-
-#[derive(Clone)]
-struct Rng(Shake256);
-
-impl Rng {
-    fn new(label: &str) -> Rng {
-        let mut x = Shake256::new();
-        x.update(label.as_bytes());
-        Rng(x)
-    }
-}
-
-impl Entropy for Rng {
-    fn fill(&mut self, dest: &mut [u8]) -> Result<(), PqError> {
-        self.0.squeeze(dest);
-        Ok(())
-    }
-}
-
-fn pair(config: Config) -> (PeerKeys, PeerKeys) {
-    let mut rng = Rng::new(&format!("keys {config}"));
-    let (mut cl, cr) = peer_key::generate(config, [0xc1; 16], NOW, &mut rng).unwrap();
-    let (mut sl, sr) = peer_key::generate(config, [0x5e; 16], NOW, &mut rng).unwrap();
-    peer_key::link(&mut cl, &sr);
-    peer_key::link(&mut sl, &cr);
-    (
-        PeerKeys {
-            local: cl,
-            remote: sr,
-        },
-        PeerKeys {
-            local: sl,
-            remote: cr,
-        },
-    )
-}
-
-fn settings() -> Settings {
-    Settings::default().with_ephemeral_keys(EphemeralKeys::FromRng)
-}
-
-/// The honest default-configuration handshake, deterministic: its six packets and the
-/// states awaiting each, rebuilt on demand.
-struct Honest {
-    keys: (PeerKeys, PeerKeys),
-    packets: Vec<Vec<u8>>,
-    c1: client::AwaitConnectResponse,
-    c2: client::AwaitExchangeResponse,
-    s1: server::AwaitExchangeRequest,
-    /// The server's random source where the honest run left it after message 2.
-    srng1: Rng,
-}
-
-fn honest() -> &'static Honest {
-    static H: std::sync::OnceLock<Honest> = std::sync::OnceLock::new();
-    H.get_or_init(|| {
-        let (ck, sk) = pair(Config::DEFAULT);
-        let (mut crng, mut srng) = (Rng::new("c"), Rng::new("s"));
-        let c1 = client::start(ck.clone(), settings(), NOW, &mut crng).unwrap();
-        let s1 = server::AwaitConnectRequest::new(settings())
-            .handle(
-                &c1.packet,
-                NOW,
-                &mut srng,
-                &mut SinglePeer(sk.clone()),
-                &mut ReplayGate::default(),
-            )
-            .unwrap();
-        let c2 = c1.next.clone().handle(&s1.packet, NOW, &mut crng).unwrap();
-        let srng1 = srng.clone();
-        let s2 = s1.next.clone().handle(&c2.packet, NOW, &mut srng).unwrap();
-        let c3 = c2.next.clone().handle(&s2.packet, NOW, &mut crng).unwrap();
-        let s3 = s2.next.handle(&c3.packet, NOW, &mut srng).unwrap();
-        c3.next.handle(&s3.packet, NOW, &mut crng).unwrap();
-        Honest {
-            keys: (ck, sk),
-            packets: vec![
-                c1.packet, s1.packet, c2.packet, s2.packet, c3.packet, s3.packet,
-            ],
-            c1: c1.next,
-            c2: c2.next,
-            s1: s1.next,
-            srng1,
-        }
-    })
-}
-
-/// Feeds `packet` to the state awaiting handshake message `step` (0..6); the states are
-/// rebuilt from the honest run. The random sources continue where the honest run's were.
-fn feed_handshake(step: usize, packet: &[u8]) -> Result<(), Error> {
-    let h = honest();
-    let mut rng = Rng::new("hostile");
-    match step {
-        0 => server::AwaitConnectRequest::new(settings())
-            .handle(
-                packet,
-                NOW,
-                &mut rng,
-                &mut SinglePeer(h.keys.1.clone()),
-                &mut ReplayGate::default(),
-            )
-            .map(drop),
-        1 => h.c1.clone().handle(packet, NOW, &mut rng).map(drop),
-        2 => h.s1.clone().handle(packet, NOW, &mut rng).map(drop),
-        3 => h.c2.clone().handle(packet, NOW, &mut rng).map(drop),
-        4 => {
-            let s2 =
-                h.s1.clone()
-                    .handle(&h.packets[2], NOW, &mut h.srng1.clone())?;
-            s2.next.handle(packet, NOW, &mut rng).map(drop)
-        }
-        _ => {
-            let c3 = h.c2.clone().handle(&h.packets[3], NOW, &mut rng)?;
-            c3.next.handle(packet, NOW, &mut rng).map(drop)
-        }
-    }
-}
-
-/// An established pair of sessions (default configuration).
-fn sessions() -> (Session, Session) {
-    let h = honest();
-    let mut rng = Rng::new("est");
-    let s2 = h.s1.clone().handle(&h.packets[2], NOW, &mut rng).unwrap();
-    let c3 = h.c2.clone().handle(&s2.packet, NOW, &mut rng).unwrap();
-    let s3 = s2.next.handle(&c3.packet, NOW, &mut rng).unwrap();
-    let client = c3.next.handle(&s3.packet, NOW, &mut rng).unwrap();
-    (client, s3.next)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -308,15 +171,16 @@ proptest! {
         let h = honest();
         let packet = apply(&m, &h.packets[step]);
         let changed = packet != h.packets[step];
-        let (r, largest) = largest_allocation(|| feed_handshake(step, &packet));
+        let mut rng = TestRng::new("hostile");
+        let (r, largest) = largest_allocation(|| h.feed(step, &packet, NOW, &mut rng));
         prop_assert!(largest <= ALLOCATION_BOUND + packet.len(), "allocated {largest}");
         check_refusal(r, changed)?;
     }
 
     #[test]
     fn hostile_packets_into_a_session(kind in 0usize..4, m in mutation()) {
-        let (mut client, mut server) = sessions();
-        let mut rng = Rng::new("h");
+        let (mut client, mut server) = honest().sessions();
+        let mut rng = TestRng::new("h");
         let mut honest = Vec::new();
         match kind {
             0 => client.seal(b"an honest message", NOW, &mut honest).unwrap(),
@@ -355,8 +219,8 @@ proptest! {
     ) {
         let mut bytes = Header { flag, msglen, sequence: 0, utctime: NOW }.encode().to_vec();
         bytes.extend_from_slice(&tail);
-        let (keys, _) = pair(Config::DEFAULT);
-        let mut rng = Rng::new("t");
+        let (keys, _) = pair(Config::DEFAULT, NOW);
+        let mut rng = TestRng::new("t");
         let mut t = Tunnel::connect(keys, settings(), NOW, &mut rng, |_| {}, |_| {}).unwrap();
         let (_, largest) = largest_allocation(|| t.feed(&bytes, NOW, &mut rng));
         prop_assert!(largest <= ALLOCATION_BOUND, "allocated {largest}");
@@ -366,7 +230,7 @@ proptest! {
     fn tunnels_over_a_byte_stream_in_random_chunks(
         chunks in proptest::collection::vec(1usize..9000, 1..16),
     ) {
-        let (ck, sk) = pair(Config::DEFAULT);
+        let (ck, sk) = pair(Config::DEFAULT, NOW);
         let to_server = Rc::new(RefCell::new(Vec::<u8>::new()));
         let to_client = Rc::new(RefCell::new(Vec::<u8>::new()));
         let got_server = Rc::new(RefCell::new(Vec::<Vec<u8>>::new()));
@@ -374,7 +238,7 @@ proptest! {
         let stored = Rc::new(RefCell::new(0usize));
         let (ts, tc, gs, gc, st) =
             (to_server.clone(), to_client.clone(), got_server.clone(), got_client.clone(), stored.clone());
-        let (mut crng, mut srng) = (Rng::new("c"), Rng::new("s"));
+        let (mut crng, mut srng) = (TestRng::new("c"), TestRng::new("s"));
         let mut client = Tunnel::connect(
             ck,
             settings(),
@@ -417,7 +281,7 @@ proptest! {
         prop_assert_eq!(*stored.borrow(), 2);
         client.send(b"to the server", NOW).unwrap();
         server.send(b"to the client", NOW).unwrap();
-        client.send_ratchet_request(NOW, &mut Rng::new("r")).unwrap();
+        client.send_ratchet_request(NOW, &mut TestRng::new("r")).unwrap();
         pump(&mut client, &mut server);
         // Its own ratchet: the new generation pending.
         prop_assert_eq!(*stored.borrow(), 3);
@@ -438,7 +302,7 @@ proptest! {
 }
 
 /// Moves up to `n` queued bytes into `peer`.
-fn move_chunk(queue: &RefCell<Vec<u8>>, n: usize, peer: &mut dyn Feed, rng: &mut Rng) {
+fn move_chunk(queue: &RefCell<Vec<u8>>, n: usize, peer: &mut dyn Feed, rng: &mut TestRng) {
     let bytes: Vec<u8> = {
         let mut b = queue.borrow_mut();
         let n = n.min(b.len());
@@ -451,11 +315,11 @@ fn move_chunk(queue: &RefCell<Vec<u8>>, n: usize, peer: &mut dyn Feed, rng: &mut
 
 /// A tunnel of any callback types, for the pump.
 trait Feed {
-    fn feed_bytes(&mut self, bytes: &[u8], rng: &mut Rng);
+    fn feed_bytes(&mut self, bytes: &[u8], rng: &mut TestRng);
 }
 
 impl<S: FnMut(&[u8]), R: FnMut(&[u8]), E: FnMut(&Event)> Feed for Tunnel<S, R, E> {
-    fn feed_bytes(&mut self, bytes: &[u8], rng: &mut Rng) {
+    fn feed_bytes(&mut self, bytes: &[u8], rng: &mut TestRng) {
         self.feed(bytes, NOW, rng).unwrap();
     }
 }
@@ -464,29 +328,22 @@ impl<S: FnMut(&[u8]), R: FnMut(&[u8]), E: FnMut(&Event)> Feed for Tunnel<S, R, E
 // Honest sessions of every configuration
 
 /// Delivers everything `from` queued to `to`; returns the packets moved.
-fn deliver(from: &mut Connection, to: &mut Connection, rng: &mut Rng) -> usize {
-    let mut n = 0;
-    while let Some(o) = from.poll_output() {
-        if let Output::Transmit(p) = o {
-            to.handle_bytes(&p, NOW, rng).unwrap();
-            n += 1;
-        }
+fn deliver(from: &mut Connection, to: &mut Connection, rng: &mut TestRng) -> usize {
+    let (packets, _) = drain(from);
+    for p in &packets {
+        to.handle_bytes(p, NOW, rng).unwrap();
     }
-    n
+    packets.len()
 }
 
-fn connect(ck: PeerKeys, sk: PeerKeys, seed: &str) -> (Connection, Connection, Rng, Rng) {
-    let (mut crng, mut srng) = (Rng::new(&format!("c{seed}")), Rng::new(&format!("s{seed}")));
-    let mut c = Connection::connect(ck, settings(), NOW, &mut crng).unwrap();
-    let listener = Listener::new(settings());
-    listener.add(sk);
-    let mut s = listener.accept(NOW);
-    while deliver(&mut s, &mut c, &mut crng) + deliver(&mut c, &mut s, &mut srng) > 0 {}
-    assert!(c.is_established() && s.is_established());
+fn connect(ck: PeerKeys, sk: PeerKeys, seed: &str) -> (Connection, Connection, TestRng, TestRng) {
+    let mut crng = TestRng::new(&format!("c{seed}"));
+    let mut srng = TestRng::new(&format!("s{seed}"));
+    let (c, s) = connected(ck, sk, settings(), settings(), &mut crng, &mut srng);
     (c, s, crng, srng)
 }
 
-fn talk(a: &mut Connection, b: &mut Connection, rng: &mut Rng, text: &[u8]) {
+fn talk(a: &mut Connection, b: &mut Connection, rng: &mut TestRng, text: &[u8]) {
     a.send(text, NOW).unwrap();
     deliver(a, b, rng);
     let got = std::iter::from_fn(|| b.poll_output()).find_map(|o| match o {
@@ -497,7 +354,7 @@ fn talk(a: &mut Connection, b: &mut Connection, rng: &mut Rng, text: &[u8]) {
 }
 
 fn full_session(config: Config) {
-    let (ck, sk) = pair(config);
+    let (ck, sk) = pair(config, NOW);
     let (mut c, mut s, mut crng, mut srng) = connect(ck, sk, "1");
     talk(&mut c, &mut s, &mut srng, b"client to server");
     talk(&mut s, &mut c, &mut crng, b"server to client");
@@ -533,13 +390,13 @@ fn full_session(config: Config) {
     assert_eq!(ck2.remote.pss(), sk2.local.pss());
     let (mut c2, mut s2, _, mut srng2) = connect(ck2.clone(), sk2, "2");
     talk(&mut c2, &mut s2, &mut srng2, b"again");
-    let (_, stale_server) = pair(config);
-    let mut crng3 = Rng::new("c3");
+    let (_, stale_server) = pair(config, NOW);
+    let mut crng3 = TestRng::new("c3");
     let mut c3 = Connection::connect(ck2, settings(), NOW, &mut crng3).unwrap();
     let listener3 = Listener::new(settings());
     listener3.add(stale_server);
     let mut s3 = listener3.accept(NOW);
-    let mut srng3 = Rng::new("s3");
+    let mut srng3 = TestRng::new("s3");
     deliver(&mut c3, &mut s3, &mut srng3);
     deliver(&mut s3, &mut c3, &mut crng3);
     deliver(&mut c3, &mut s3, &mut srng3);
@@ -573,16 +430,6 @@ fn dilithium_kyber_sessions() {
     }
 }
 
-/// Runs `f` on a thread with a large stack (McEliece keeps big matrices on the stack).
-fn big_stack(f: impl FnOnce() + Send + 'static) {
-    std::thread::Builder::new()
-        .stack_size(256 << 20)
-        .spawn(f)
-        .unwrap()
-        .join()
-        .unwrap();
-}
-
 #[test]
 fn mceliece_s1_session() {
     big_stack(|| full_session("dilithium-s1_mceliece-s1_sha3_rcs".parse().unwrap()));
@@ -603,10 +450,10 @@ fn every_other_mceliece_session() {
 
 #[test]
 fn opened_messages_are_ranges_of_the_packet() {
-    let (mut client, mut server) = sessions();
+    let (mut client, mut server) = honest().sessions();
     let mut p = Vec::new();
     client.seal(b"range", NOW, &mut p).unwrap();
-    let mut rng = Rng::new("o");
+    let mut rng = TestRng::new("o");
     assert_eq!(
         server.open_in_place(&mut p, NOW, &mut rng),
         Ok(Opened::Message(HEADER_LEN..HEADER_LEN + 5))
@@ -641,8 +488,8 @@ struct Recording {
 fn recording() -> &'static Recording {
     static R: std::sync::OnceLock<Recording> = std::sync::OnceLock::new();
     R.get_or_init(|| {
-        let (ck, sk) = pair(Config::DEFAULT);
-        let mut crng = Rng::new("rec c");
+        let (ck, sk) = pair(Config::DEFAULT, NOW);
+        let mut crng = TestRng::new("rec c");
         let mut client = Connection::connect(ck, settings(), NOW, &mut crng).unwrap();
         let (mut server, mut srng) = record_server(&sk);
         let mut stream = Vec::new();
@@ -692,10 +539,10 @@ fn recording() -> &'static Recording {
     })
 }
 
-fn record_server(sk: &PeerKeys) -> (Connection, Rng) {
+fn record_server(sk: &PeerKeys) -> (Connection, TestRng) {
     let listener = Listener::new(settings());
     listener.add(sk.clone());
-    (listener.accept(NOW), Rng::new("rec s"))
+    (listener.accept(NOW), TestRng::new("rec s"))
 }
 
 proptest! {

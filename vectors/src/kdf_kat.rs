@@ -78,11 +78,7 @@ fn view(kex: &Value, name: &str, t: &mut Tally) -> Option<HandshakeKeys> {
         ("pssr_out", keys.pssr.as_bytes().to_vec()),
     ];
     for (field, ours) in expected {
-        let want = hex_field(side, field);
-        t.check(
-            || format!("kdf kex.{name}.{field}"),
-            want.as_deref() == Some(ours.as_slice()),
-        );
+        t.check_hex(|| format!("kdf kex.{name}.{field}"), side, field, &ours);
     }
     // The reference squeezes more than it uses; its first 96 bytes are key || nonce.
     for (field, k) in [("tx_prnd_144", &keys.tx), ("rx_prnd_144", &keys.rx)] {
@@ -143,10 +139,11 @@ fn ratchet(i: usize, row: &Value, t: &mut Tally) {
         ("pss_out", ours.pss.as_bytes().to_vec()),
     ];
     for (field, got) in fields {
-        let want = hex_field(row, field);
-        t.check(
+        t.check_hex(
             || format!("kdf asymmetric_ratchet[{i}].{field}"),
-            want.as_deref() == Some(got.as_slice()),
+            row,
+            field,
+            &got,
         );
     }
     // The default domain is the reference's.
@@ -163,15 +160,11 @@ fn ratchet(i: usize, row: &Value, t: &mut Tally) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_data;
 
     #[test]
     fn dktp_kdf_json_passes() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/dktp_kdf.json");
-        let text = std::fs::read_to_string(path).unwrap();
-        let v: Value = serde_json::from_str(&text).unwrap();
-        assert!(recognizes(&v));
-        let mut t = Tally::default();
-        run(&v, &mut t);
+        let t = test_data::tally(&test_data::load("dktp_kdf.json"), recognizes, run);
         eprintln!("passed {} skipped {}", t.passed, t.skipped);
         assert!(t.failures.is_empty(), "{:#?}", t.failures);
         assert_eq!(t.skipped, 0);

@@ -37,6 +37,11 @@ impl Tally {
         }
     }
 
+    /// Records one case: hex field `key` of `v` must hold `ours`.
+    pub fn check_hex(&mut self, name: impl FnOnce() -> String, v: &Value, key: &str, ours: &[u8]) {
+        self.check(name, hex_field(v, key).as_deref() == Some(ours));
+    }
+
     /// Records one case that was not evaluated.
     pub fn skip(&mut self) {
         self.skipped += 1;
@@ -51,32 +56,26 @@ impl Tally {
     }
 }
 
+/// Each format: whether a file is in it, and the checks of such a file.
+type Format = (fn(&Value) -> bool, fn(&Value, &mut Tally));
+
+const FORMATS: [Format; 6] = [
+    (keccak_kat::recognizes, keccak_kat::run),
+    (rcs_kat::recognizes, rcs_kat::run),
+    (kdf_kat::recognizes, kdf_kat::run),
+    (packets_kat::recognizes, packets_kat::run),
+    (transcript_kat::recognizes, transcript_kat::run),
+    (pqc_kat::recognizes, pqc_kat::run),
+];
+
 /// Runs every module that recognizes the file; returns false if none did.
 pub fn check_value(v: &Value, tally: &mut Tally) -> bool {
     let mut recognized = false;
-    if keccak_kat::recognizes(v) {
-        recognized = true;
-        keccak_kat::run(v, tally);
-    }
-    if rcs_kat::recognizes(v) {
-        recognized = true;
-        rcs_kat::run(v, tally);
-    }
-    if kdf_kat::recognizes(v) {
-        recognized = true;
-        kdf_kat::run(v, tally);
-    }
-    if packets_kat::recognizes(v) {
-        recognized = true;
-        packets_kat::run(v, tally);
-    }
-    if transcript_kat::recognizes(v) {
-        recognized = true;
-        transcript_kat::run(v, tally);
-    }
-    if pqc_kat::recognizes(v) {
-        recognized = true;
-        pqc_kat::run(v, tally);
+    for (recognizes, run) in FORMATS {
+        if recognizes(v) {
+            recognized = true;
+            run(v, tally);
+        }
     }
     recognized
 }
@@ -84,4 +83,25 @@ pub fn check_value(v: &Value, tally: &mut Tally) -> bool {
 /// Decodes a hex string field, `None` when absent or malformed.
 pub fn hex_field(v: &Value, key: &str) -> Option<Vec<u8>> {
     v.get(key)?.as_str().and_then(|s| hex::decode(s).ok())
+}
+
+/// Test support: the vector files of `data/` and one format's run over a file.
+#[cfg(test)]
+pub(crate) mod test_data {
+    use super::{Tally, Value};
+
+    /// `data/<rel>`, parsed.
+    pub fn load(rel: &str) -> Value {
+        let path = format!("{}/data/{rel}", env!("CARGO_MANIFEST_DIR"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// The tally of one format's checks over `v`, which it must recognize.
+    pub fn tally(v: &Value, recognizes: fn(&Value) -> bool, run: fn(&Value, &mut Tally)) -> Tally {
+        assert!(recognizes(v), "format not recognized");
+        let mut t = Tally::default();
+        run(v, &mut t);
+        t
+    }
 }

@@ -488,15 +488,11 @@ fn decrypt_failure(i: usize, row: &Value, first: Option<&FirstPacket>, t: &mut T
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_data;
 
     #[test]
     fn dktp_packets_json_passes() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/dktp_packets.json");
-        let text = std::fs::read_to_string(path).unwrap();
-        let v: Value = serde_json::from_str(&text).unwrap();
-        assert!(recognizes(&v));
-        let mut t = Tally::default();
-        run(&v, &mut t);
+        let t = test_data::tally(&test_data::load("dktp_packets.json"), recognizes, run);
         assert!(t.failures.is_empty(), "{:#?}", t.failures);
         assert_eq!(t.failed, 0);
         eprintln!("passed {} skipped {}", t.passed, t.skipped);

@@ -98,6 +98,18 @@ fn hex_of(v: &Value, k: &str) -> Option<Vec<u8>> {
     crate::hex_field(v, k)
 }
 
+/// The handshake and ratchet messages, as the configuration table names them.
+const MESSAGES: [&str; 8] = [
+    "connect_request",
+    "connect_response",
+    "exchange_request",
+    "exchange_response",
+    "establish_request",
+    "establish_response",
+    "asymmetric_ratchet_request",
+    "asymmetric_ratchet_response",
+];
+
 fn run_config(c: &Value, t: &mut Tally) {
     let name = c
         .get("config_string")
@@ -127,16 +139,17 @@ fn run_config(c: &Value, t: &mut Tally) {
     );
     if let Some(m) = c.get("message_len (header msglen field; packet = 21 + this)") {
         let s = cfg.message_sizes();
-        for (k, ours) in [
-            ("connect_request", s.connect_request),
-            ("connect_response", s.connect_response),
-            ("exchange_request", s.exchange_request),
-            ("exchange_response", s.exchange_response),
-            ("establish_request", s.establish_request),
-            ("establish_response", s.establish_response),
-            ("asymmetric_ratchet_request", s.asymmetric_ratchet_request),
-            ("asymmetric_ratchet_response", s.asymmetric_ratchet_response),
-        ] {
+        let ours = [
+            s.connect_request,
+            s.connect_response,
+            s.exchange_request,
+            s.exchange_response,
+            s.establish_request,
+            s.establish_response,
+            s.asymmetric_ratchet_request,
+            s.asymmetric_ratchet_response,
+        ];
+        for (k, ours) in MESSAGES.into_iter().zip(ours) {
             let theirs = m
                 .get(k)
                 .and_then(Value::as_u64)
@@ -172,28 +185,19 @@ fn run_set(set: &Value, t: &mut Tally) {
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or(&[]);
+    // The recorded public key, secret key and third size (`third`) are the set's.
+    let sizes =
+        |third: &str, ours: [usize; 3]| [size("pk"), size("sk"), size(third)] == ours.map(Some);
     if let Some(alg) = KemAlg::from_token(token) {
         let s = alg.sizes();
-        t.check(
-            || format!("{token}: sizes"),
-            size("pk") == Some(s.public_key)
-                && size("sk") == Some(s.secret_key)
-                && size("ct") == Some(s.ciphertext),
-        );
-        for c in cases {
-            run_kem_case(alg, c, t);
-        }
+        let ok = sizes("ct", [s.public_key, s.secret_key, s.ciphertext]);
+        t.check(|| format!("{token}: sizes"), ok);
+        cases.iter().for_each(|c| run_kem_case(alg, c, t));
     } else if let Some(alg) = SigAlg::from_token(token) {
         let s = alg.sizes();
-        t.check(
-            || format!("{token}: sizes"),
-            size("pk") == Some(s.public_key)
-                && size("sk") == Some(s.secret_key)
-                && size("sig") == Some(s.signature),
-        );
-        for c in cases {
-            run_sig_case(alg, c, t);
-        }
+        let ok = sizes("sig", [s.public_key, s.secret_key, s.signature]);
+        t.check(|| format!("{token}: sizes"), ok);
+        cases.iter().for_each(|c| run_sig_case(alg, c, t));
     } else {
         t.check(|| format!("set {token}: unknown token"), false);
     }
@@ -275,36 +279,20 @@ fn run_kem_case(alg: KemAlg, c: &Value, t: &mut Tally) {
             || format!("{name}: keygen sk"),
             sk_exp.matches(kp.secret.expose()),
         );
+    }
+    // Keys that could not be regenerated: the public key the file carries.
+    if let Some(pk) = kp.as_ref().map(|kp| &kp.public[..]).or(pk_exp.full()) {
         let mut coins = Coins::new(&ec);
-        match alg.encapsulate(&kp.public, &mut coins) {
+        match alg.encapsulate(pk, &mut coins) {
             Ok((ct, ss)) => {
-                t.check(
-                    || format!("{name}: encaps ct"),
-                    hex_of(c, "ct").as_deref() == Some(&ct[..]),
-                );
-                t.check(
-                    || format!("{name}: encaps ss"),
-                    hex_of(c, "ss").as_deref() == Some(&ss.expose()[..]),
-                );
-                t.check(
-                    || format!("{name}: encaps consumed all coins"),
-                    coins.remaining() == 0,
-                );
-            }
-            Err(e) => t.check(|| format!("{name}: encaps: {e}"), false),
-        }
-    } else if let Some(pk) = pk_exp.full() {
-        // Keys could not be regenerated, but the file carries the public key.
-        match alg.encapsulate(pk, &mut Coins::new(&ec)) {
-            Ok((ct, ss)) => {
-                t.check(
-                    || format!("{name}: encaps ct"),
-                    hex_of(c, "ct").as_deref() == Some(&ct[..]),
-                );
-                t.check(
-                    || format!("{name}: encaps ss"),
-                    hex_of(c, "ss").as_deref() == Some(&ss.expose()[..]),
-                );
+                t.check_hex(|| format!("{name}: encaps ct"), c, "ct", &ct);
+                t.check_hex(|| format!("{name}: encaps ss"), c, "ss", ss.expose());
+                if kp.is_some() {
+                    t.check(
+                        || format!("{name}: encaps consumed all coins"),
+                        coins.remaining() == 0,
+                    );
+                }
             }
             Err(e) => t.check(|| format!("{name}: encaps: {e}"), false),
         }
@@ -361,7 +349,7 @@ fn run_kem_case(alg: KemAlg, c: &Value, t: &mut Tally) {
             got.is_some() && expect.as_deref() == got.as_ref().map(|s| &s.expose()[..]),
         );
     }
-    if let Some(p) = alg.kyber_portable_params() {
+    if let Some(p) = portable_params(alg) {
         run_kem_case_portable(&name, &p, c, &kc, &ec, t);
     }
 }
@@ -379,26 +367,15 @@ fn run_kem_case_portable(
         t.check(|| format!("{name} [portable]: keygen"), false);
         return;
     };
-    t.check(
-        || format!("{name} [portable]: keygen pk"),
-        hex_of(c, "pk").as_deref() == Some(&ek[..]),
-    );
-    t.check(
-        || format!("{name} [portable]: keygen sk"),
-        hex_of(c, "sk").as_deref() == Some(&dk[..]),
-    );
+    let portable = |what: &str| format!("{name} [portable]: {what}");
+    t.check_hex(|| portable("keygen pk"), c, "pk", &ek);
+    t.check_hex(|| portable("keygen sk"), c, "sk", &dk);
     let Ok((ct, ss)) = kyber::encapsulate(p, &ek, ec) else {
         t.check(|| format!("{name} [portable]: encaps"), false);
         return;
     };
-    t.check(
-        || format!("{name} [portable]: encaps ct"),
-        hex_of(c, "ct").as_deref() == Some(&ct[..]),
-    );
-    t.check(
-        || format!("{name} [portable]: encaps ss"),
-        hex_of(c, "ss").as_deref() == Some(&ss[..]),
-    );
+    t.check_hex(|| portable("encaps ct"), c, "ct", &ct);
+    t.check_hex(|| portable("encaps ss"), c, "ss", &ss);
     let got = kyber::decapsulate(p, &dk, &ct).ok();
     t.check(
         || format!("{name} [portable]: decaps"),
@@ -417,20 +394,15 @@ fn run_kem_case_portable(
     }
 }
 
-trait PortableParams {
-    fn kyber_portable_params(self) -> Option<kyber::Params>;
-}
-
-impl PortableParams for KemAlg {
-    fn kyber_portable_params(self) -> Option<kyber::Params> {
-        match self {
-            KemAlg::MlKem512 => Some(kyber::ML_KEM_512),
-            KemAlg::MlKem768 => Some(kyber::ML_KEM_768),
-            KemAlg::MlKem1024 => Some(kyber::ML_KEM_1024),
-            KemAlg::KyberK5 => Some(kyber::KYBER_K5),
-            _ => None,
-        }
-    }
+/// The portable lattice parameters of an ML-KEM / Kyber set.
+fn portable_params(alg: KemAlg) -> Option<kyber::Params> {
+    let sets = [
+        (KemAlg::MlKem512, kyber::ML_KEM_512),
+        (KemAlg::MlKem768, kyber::ML_KEM_768),
+        (KemAlg::MlKem1024, kyber::ML_KEM_1024),
+        (KemAlg::KyberK5, kyber::KYBER_K5),
+    ];
+    sets.into_iter().find(|(a, _)| *a == alg).map(|(_, p)| p)
 }
 
 fn run_sig_case(alg: SigAlg, c: &Value, t: &mut Tally) {
@@ -570,6 +542,24 @@ fn sig_by_sizes(vk: usize, sk: usize, sig: usize) -> Option<SigAlg> {
     })
 }
 
+/// Key generation from recorded coins gave `got`: it must be the recorded public key
+/// (`public.0` names it) and secret key.
+fn check_keygen(
+    t: &mut Tally,
+    name: &str,
+    got: Result<(&[u8], &[u8]), &PqError>,
+    public: (&str, &[u8]),
+    secret: &[u8],
+) {
+    match got {
+        Ok((p, s)) => {
+            t.check(|| format!("{name} keygen {}", public.0), p == public.1);
+            t.check(|| format!("{name} keygen sk"), s == secret);
+        }
+        Err(e) => t.check(|| format!("{name} keygen: {e}"), false),
+    }
+}
+
 fn run_default_case(i: usize, c: &Value, t: &mut Tally) {
     let name = format!("default case {i}");
     if let (Some(kc), Some(pk), Some(sk), Some(ec), Some(ct), Some(ss)) = (
@@ -582,16 +572,9 @@ fn run_default_case(i: usize, c: &Value, t: &mut Tally) {
     ) {
         match kem_by_sizes(pk.len(), sk.len(), ct.len()) {
             Some(alg) => {
-                match alg.generate(&mut Coins::new(&kc)) {
-                    Ok(kp) => {
-                        t.check(|| format!("{name}: {alg} keygen pk"), kp.public == pk);
-                        t.check(
-                            || format!("{name}: {alg} keygen sk"),
-                            kp.secret.expose() == &sk[..],
-                        );
-                    }
-                    Err(e) => t.check(|| format!("{name}: {alg} keygen: {e}"), false),
-                }
+                let kp = alg.generate(&mut Coins::new(&kc));
+                let got = kp.as_ref().map(|kp| (&kp.public[..], kp.secret.expose()));
+                check_keygen(t, &format!("{name}: {alg}"), got, ("pk", &pk), &sk);
                 match alg.encapsulate(&pk, &mut Coins::new(&ec)) {
                     Ok((c2, s2)) => {
                         t.check(|| format!("{name}: {alg} encaps ct"), c2 == ct);
@@ -628,16 +611,11 @@ fn run_default_case(i: usize, c: &Value, t: &mut Tally) {
         let sig_len = sm.len().saturating_sub(msg.len());
         match sig_by_sizes(vk.len(), sk.len(), sig_len) {
             Some(alg) => {
-                match alg.generate(&mut Coins::new(&seed)) {
-                    Ok(kp) => {
-                        t.check(|| format!("{name}: {alg} keygen vk"), kp.verifying == vk);
-                        t.check(
-                            || format!("{name}: {alg} keygen sk"),
-                            kp.signing.expose() == &sk[..],
-                        );
-                    }
-                    Err(e) => t.check(|| format!("{name}: {alg} keygen: {e}"), false),
-                }
+                let kp = alg.generate(&mut Coins::new(&seed));
+                let got = kp
+                    .as_ref()
+                    .map(|kp| (&kp.verifying[..], kp.signing.expose()));
+                check_keygen(t, &format!("{name}: {alg}"), got, ("vk", &vk), &sk);
                 let signed = SigningKey::from_bytes(alg, &sk)
                     .and_then(|k| alg.sign(&k, &msg, &mut Coins::new(&[])));
                 t.check(
@@ -665,18 +643,10 @@ fn run_default_case(i: usize, c: &Value, t: &mut Tally) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn load(name: &str) -> Value {
-        let path = format!("{}/data/{name}", env!("CARGO_MANIFEST_DIR"));
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    }
+    use crate::test_data;
 
     fn run_file(name: &str) -> Tally {
-        let v = load(name);
-        assert!(recognizes(&v), "{name} not recognized");
-        let mut t = Tally::default();
-        run(&v, &mut t);
-        t
+        test_data::tally(&test_data::load(name), recognizes, run)
     }
 
     #[test]

@@ -213,14 +213,9 @@ impl Replay<'_> {
             }
         }
 
-        let client_keys = PeerKeys {
-            local: client_local,
-            remote: server_remote,
-        };
-        let server_keys = PeerKeys {
-            local: server_local,
-            remote: client_remote,
-        };
+        let keys = |local, remote| PeerKeys { local, remote };
+        let client_keys = keys(client_local, server_remote);
+        let server_keys = keys(server_local, client_remote);
         let mut roles = self.handshake(
             v,
             config,
@@ -235,41 +230,25 @@ impl Replay<'_> {
         let after = v
             .get("peer_keys_after_session")
             .context("peer_keys_after_session")?;
-        for (field, keys, events) in [
-            (
-                "server_local_peer_key",
-                roles.server.keys(),
-                &roles.server_events,
-            ),
-            (
-                "client_local_peer_key",
-                roles.client.keys(),
-                &roles.client_events,
-            ),
-        ] {
-            let expected = after.get(field).context("local key after")?;
-            let ok = same(expected, &keys.local.to_bytes());
-            self.check(|| format!("{field} after session (session)"), ok);
-            let ok = same(expected, &events.local.to_bytes());
-            self.check(|| format!("{field} after session (events)"), ok);
-        }
-        for (field, keys, events) in [
-            (
-                "server_remote_peer_key",
-                roles.server.keys(),
-                &roles.server_events,
-            ),
-            (
-                "client_remote_peer_key",
-                roles.client.keys(),
-                &roles.client_events,
-            ),
-        ] {
-            let expected = after.get(field).context("remote key after")?;
-            let ok = same(expected, &keys.remote.to_bytes());
-            self.check(|| format!("{field} after session (session)"), ok);
-            let ok = same(expected, &events.remote.to_bytes());
-            self.check(|| format!("{field} after session (events)"), ok);
+        let sides = [
+            ("server", roles.server.keys(), &roles.server_events),
+            ("client", roles.client.keys(), &roles.client_events),
+        ];
+        for part in ["local", "remote"] {
+            for (role, session, events) in sides {
+                let field = format!("{role}_{part}_peer_key");
+                let expected = after
+                    .get(&field)
+                    .with_context(|| format!("{part} key after"))?;
+                for (source, keys) in [("session", session), ("events", events)] {
+                    let ours = match part {
+                        "local" => keys.local.to_bytes(),
+                        _ => keys.remote.to_bytes(),
+                    };
+                    let ok = same(expected, &ours);
+                    self.check(|| format!("{field} after session ({source})"), ok);
+                }
+            }
         }
 
         for (role, rng, calls) in [
@@ -588,17 +567,10 @@ fn generate(config: Config, now: u64, rng: &mut Stream) -> Result<(LocalPeerKey,
 mod tests {
     use super::*;
 
-    fn load(rel: &str) -> Value {
-        let path = format!("{}/data/{rel}", env!("CARGO_MANIFEST_DIR"));
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        serde_json::from_slice(&bytes).unwrap()
-    }
+    use crate::test_data::load;
 
     fn run_value(v: &Value) -> Tally {
-        let mut t = Tally::default();
-        assert!(recognizes(v));
-        run(v, &mut t);
-        t
+        crate::test_data::tally(v, recognizes, run)
     }
 
     #[test]

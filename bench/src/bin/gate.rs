@@ -22,9 +22,10 @@ use dktp::batch::{Batch, DataSession, Scratch};
 use dktp::config::Config;
 use dktp::keccak::{self, lanes};
 use dktp::kex::{PeerKeys, ReplayGate, Settings, SinglePeer, client, server};
-use dktp::peer_key;
 use dktp::pq::{Entropy, PqError};
 use dktp::rcs::Rcs512Channel;
+// The handshake kernels' clock (packets carry it, so it is hashed and signed) and keys.
+use dktp::testing::{self, NOW};
 
 const ITERATIONS: u64 = 20;
 const THRESHOLD_PERCENT: f64 = 2.0;
@@ -86,28 +87,10 @@ impl Entropy for Fixed {
     }
 }
 
-/// A fixed clock for the handshake kernels (packets carry it, so it is hashed and signed).
-const NOW: u64 = 1_767_225_600;
-
 /// The default configuration's paired keys, generated from the fixed stream.
 fn handshake_keys() -> Result<(PeerKeys, PeerKeys), String> {
-    let config = Config::default();
-    let mut rng = Fixed(1);
-    let e = |e: dktp::peer_key::PeerKeyError| e.to_string();
-    let (mut cl, cr) = peer_key::generate(config, [1; 16], NOW, &mut rng).map_err(e)?;
-    let (mut sl, sr) = peer_key::generate(config, [2; 16], NOW, &mut rng).map_err(e)?;
-    peer_key::link(&mut cl, &sr);
-    peer_key::link(&mut sl, &cr);
-    Ok((
-        PeerKeys {
-            local: cl,
-            remote: sr,
-        },
-        PeerKeys {
-            local: sl,
-            remote: cr,
-        },
-    ))
+    testing::link(Config::default(), [[1; 16], [2; 16]], NOW, &mut Fixed(1))
+        .map_err(|e| e.to_string())
 }
 
 /// `n` whole handshakes; only the steps of `side` ("client" or "server") are counted.

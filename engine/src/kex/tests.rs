@@ -3,92 +3,15 @@
 
 use super::*;
 use crate::config::Config;
+use crate::connection::Connection;
 use crate::error::{ErrorCode, PeerIncompatible, PeerMisbehaved};
-use crate::keccak::Shake256;
 use crate::packet::{self, ERROR_SEQUENCE, Header};
 use crate::peer_key::{self, KEY_LIFETIME};
-use crate::pq::PqError;
 use crate::session::{Direction, Event, Opened, Output, Role, Session};
+use crate::testing::{TestRng, connected, established, pump, serve};
 
-pub(crate) const NOW: u64 = 1_767_225_600;
-
-/// A deterministic random source: SHAKE-256(label), counting what it served.
-pub(crate) struct TestRng {
-    xof: Shake256,
-    pub(crate) used: usize,
-}
-
-impl TestRng {
-    pub(crate) fn new(label: &str) -> TestRng {
-        let mut xof = Shake256::new();
-        xof.update(label.as_bytes());
-        TestRng { xof, used: 0 }
-    }
-}
-
-impl Entropy for TestRng {
-    fn fill(&mut self, dest: &mut [u8]) -> Result<(), PqError> {
-        self.xof.squeeze(dest);
-        self.used += dest.len();
-        Ok(())
-    }
-}
-
-/// Linked key pairs: (client keys, server keys), generated at `born`.
-pub(crate) fn pair(config: Config, born: u64) -> (PeerKeys, PeerKeys) {
-    let mut rng = TestRng::new(&format!("pair {config} {born}"));
-    let (mut cl, cr) = peer_key::generate(config, [0xc1; 16], born, &mut rng).unwrap();
-    let (mut sl, sr) = peer_key::generate(config, [0x5e; 16], born, &mut rng).unwrap();
-    peer_key::link(&mut cl, &sr);
-    peer_key::link(&mut sl, &cr);
-    (
-        PeerKeys {
-            local: cl,
-            remote: sr,
-        },
-        PeerKeys {
-            local: sl,
-            remote: cr,
-        },
-    )
-}
-
-/// The six packets of one handshake and the states between them.
-struct Run {
-    packets: Vec<Vec<u8>>,
-    client: Session,
-    server: Session,
-}
-
-fn handshake(config: Config) -> Run {
-    let (ck, sk) = pair(config, NOW);
-    let (mut crng, mut srng) = (TestRng::new("c"), TestRng::new("s"));
-    let settings = Settings::default().with_ephemeral_keys(EphemeralKeys::FromRng);
-    let c1 = client::start(ck, settings.clone(), NOW, &mut crng).unwrap();
-    let s1 = server::AwaitConnectRequest::new(settings)
-        .handle(
-            &c1.packet,
-            NOW,
-            &mut srng,
-            &mut SinglePeer(sk),
-            &mut ReplayGate::default(),
-        )
-        .unwrap();
-    let c2 = c1.next.handle(&s1.packet, NOW, &mut crng).unwrap();
-    let s2 = s1.next.handle(&c2.packet, NOW, &mut srng).unwrap();
-    let c3 = c2.next.handle(&s2.packet, NOW, &mut crng).unwrap();
-    let s3 = s2.next.handle(&c3.packet, NOW, &mut srng).unwrap();
-    let client = c3.next.handle(&s3.packet, NOW, &mut crng).unwrap();
-    assert_eq!(c3.pss.local.as_bytes(), s3.pss.remote.as_bytes());
-    assert_eq!(c3.pss.remote.as_bytes(), s3.pss.local.as_bytes());
-    Run {
-        packets: vec![
-            c1.packet, s1.packet, c2.packet, s2.packet, c3.packet, s3.packet,
-        ],
-        client,
-        server: s3.next,
-    }
-}
+// `session`'s unit tests reach the linked keys and the clock through here.
+pub(crate) use crate::testing::{NOW, pair};
 
 fn code(r: Result<impl Sized, Error>) -> u8 {
     match r {
@@ -119,7 +42,7 @@ fn assert_refused(r: Result<impl Sized, Error>, want: ErrorCode) -> Error {
 
 #[test]
 fn default_handshake_sizes_sequences_and_data() {
-    let mut run = handshake(Config::DEFAULT);
+    let mut run = established(Config::DEFAULT);
     let lens: Vec<usize> = run.packets.iter().map(Vec::len).collect();
     assert_eq!(lens, [4764, 6280, 7848, 6280, 149, 149]);
     let seqs: Vec<u64> = run
@@ -170,7 +93,7 @@ fn default_handshake_sizes_sequences_and_data() {
 
 #[test]
 fn seal_refuses_empty_oversized_and_small_buffers() {
-    let mut run = handshake(Config::DEFAULT);
+    let mut run = established(Config::DEFAULT);
     let mut v = Vec::new();
     assert_eq!(
         run.client.seal(b"", NOW, &mut v),
@@ -200,7 +123,7 @@ fn seal_refuses_empty_oversized_and_small_buffers() {
 
 #[test]
 fn batch_hooks_match_seal_and_open() {
-    let mut run = handshake(Config::DEFAULT);
+    let mut run = established(Config::DEFAULT);
     let header = run.client.prepare_seal(3, NOW).unwrap();
     let hb = header.encode();
     let mut body = *b"abc";
@@ -232,31 +155,25 @@ fn batch_hooks_match_seal_and_open() {
 
 #[test]
 fn truncated_packets() {
-    let run = handshake(Config::DEFAULT);
+    let run = established(Config::DEFAULT);
     let (ck, sk) = pair(Config::DEFAULT, NOW);
     let settings = Settings::default();
-    // Shorter than a header: no reply (the reference drops the connection).
-    let e = server::AwaitConnectRequest::new(settings.clone())
-        .handle(
-            &run.packets[0][..20],
+    let request = |cut: usize| {
+        serve(
+            &run.packets[0][..cut],
+            &sk,
+            &settings,
             NOW,
             &mut TestRng::new("s"),
-            &mut SinglePeer(sk.clone()),
-            &mut ReplayGate::default(),
         )
-        .unwrap_err();
+    };
+    // Shorter than a header: no reply (the reference drops the connection).
+    let e = request(20).unwrap_err();
     assert!(matches!(e, Error::Malformed(Malformed::Truncated { .. })));
     assert_eq!(error_reply(&e, NOW), None);
     // A whole header but a cut message: 0x16.
     for cut in [21, 30, 100, run.packets[0].len() - 1] {
-        let r = server::AwaitConnectRequest::new(settings.clone()).handle(
-            &run.packets[0][..cut],
-            NOW,
-            &mut TestRng::new("s"),
-            &mut SinglePeer(sk.clone()),
-            &mut ReplayGate::default(),
-        );
-        assert_refused(r, ErrorCode::Receive);
+        assert_refused(request(cut), ErrorCode::Receive);
     }
     let c1 = client::start(ck, settings, NOW, &mut TestRng::new("c")).unwrap();
     let r = c1
@@ -267,19 +184,41 @@ fn truncated_packets() {
 
 /// A client at its connect-response step, and the server's response.
 fn at_connect_response() -> (client::AwaitConnectResponse, Vec<u8>) {
-    let (ck, sk) = pair(Config::DEFAULT, NOW);
-    let settings = Settings::default();
-    let c1 = client::start(ck, settings.clone(), NOW, &mut TestRng::new("c")).unwrap();
-    let s1 = server::AwaitConnectRequest::new(settings)
-        .handle(
-            &c1.packet,
-            NOW,
-            &mut TestRng::new("s"),
-            &mut SinglePeer(sk),
-            &mut ReplayGate::default(),
-        )
-        .unwrap();
+    let (c1, s1) = round(pair(Config::DEFAULT, NOW), Settings::default());
     (c1.next, s1.packet)
+}
+
+/// The first round trip between `keys` with `settings`, from the "c" and "s" streams: the
+/// client awaiting the connect response, and the server's response.
+fn round(
+    (ck, sk): (PeerKeys, PeerKeys),
+    settings: Settings,
+) -> (
+    Flight<client::AwaitConnectResponse>,
+    Flight<server::AwaitExchangeRequest>,
+) {
+    let c1 = client::start(ck, settings.clone(), NOW, &mut TestRng::new("c")).unwrap();
+    let s1 = serve(&c1.packet, &sk, &settings, NOW, &mut TestRng::new("s")).unwrap();
+    (c1, s1)
+}
+
+/// Four messages into a handshake: the client awaiting the exchange response, the server's
+/// exchange response (the server awaiting the establish request), both random sources.
+fn exchanged(
+    (ck, sk): (PeerKeys, PeerKeys),
+) -> (
+    Flight<client::AwaitExchangeResponse>,
+    Flight<server::AwaitEstablishRequest>,
+    TestRng,
+    TestRng,
+) {
+    let (mut crng, mut srng) = (TestRng::new("c"), TestRng::new("s"));
+    let settings = Settings::default();
+    let c1 = client::start(ck, settings.clone(), NOW, &mut crng).unwrap();
+    let s1 = serve(&c1.packet, &sk, &settings, NOW, &mut srng).unwrap();
+    let c2 = c1.next.handle(&s1.packet, NOW, &mut crng).unwrap();
+    let s2 = s1.next.handle(&c2.packet, NOW, &mut srng).unwrap();
+    (c2, s2, crng, srng)
 }
 
 #[test]
@@ -300,7 +239,7 @@ fn msglen_over_64k_and_wrong_lengths() {
         Err(Error::Malformed(Malformed::TooLong { .. }))
     ));
     // In a session too.
-    let mut run = handshake(Config::DEFAULT);
+    let mut run = established(Config::DEFAULT);
     let mut d = Vec::new();
     run.client.seal(b"abc", NOW, &mut d).unwrap();
     set_header(&mut d, |h| h.msglen = 0x10001);
@@ -321,7 +260,7 @@ fn wrong_and_repeated_sequence() {
         c.handle(&p, NOW, &mut TestRng::new("c")),
         ErrorCode::PacketUnsequenced,
     );
-    let mut run = handshake(Config::DEFAULT);
+    let mut run = established(Config::DEFAULT);
     let mut a = Vec::new();
     run.client.seal(b"one", NOW, &mut a).unwrap();
     let again = a.clone();
@@ -346,7 +285,7 @@ fn stale_and_future_time() {
     let (c, p) = at_connect_response();
     assert!(c.handle(&p, NOW + 60, &mut TestRng::new("c")).is_ok());
     // The server checks the time before looking anything up.
-    let run = handshake(Config::DEFAULT);
+    let run = established(Config::DEFAULT);
     let r = server::AwaitConnectRequest::new(Settings::default()).handle(
         &run.packets[0],
         NOW + 61,
@@ -356,7 +295,7 @@ fn stale_and_future_time() {
     );
     assert_eq!(code(r), ErrorCode::MessageTimeInvalid.as_u8());
     // Sessions: 0x13 too.
-    let mut run = handshake(Config::DEFAULT);
+    let mut run = established(Config::DEFAULT);
     let mut d = Vec::new();
     run.client.seal(b"t", NOW, &mut d).unwrap();
     let e = run
@@ -375,18 +314,8 @@ fn wrong_flag() {
         ErrorCode::InvalidRequest,
     );
     // The reference's lax mode passes the flag; the hash (which covers the header) fails.
-    let (ck, sk) = pair(Config::DEFAULT, NOW);
     let settings = Settings::default().with_flag_check(FlagCheck::Reference);
-    let c1 = client::start(ck, settings.clone(), NOW, &mut TestRng::new("c")).unwrap();
-    let mut s1 = server::AwaitConnectRequest::new(settings)
-        .handle(
-            &c1.packet,
-            NOW,
-            &mut TestRng::new("s"),
-            &mut SinglePeer(sk),
-            &mut ReplayGate::default(),
-        )
-        .unwrap();
+    let (c1, mut s1) = round(pair(Config::DEFAULT, NOW), settings);
     set_header(&mut s1.packet, |h| h.flag = 0x06);
     assert_refused(
         c1.next.handle(&s1.packet, NOW, &mut TestRng::new("c")),
@@ -394,7 +323,7 @@ fn wrong_flag() {
     );
     // Sessions: an unexpected flag is 0x0D, an unknown one too.
     for flag in [0x01u8, 0x10] {
-        let mut run = handshake(Config::DEFAULT);
+        let mut run = established(Config::DEFAULT);
         let mut d = Vec::new();
         run.client.seal(b"f", NOW, &mut d).unwrap();
         set_header(&mut d, |h| h.flag = flag);
@@ -430,28 +359,12 @@ fn wrong_config_string() {
     let other: Config = "dilithium-s5_kyber-s6_sha3_rcs".parse().unwrap();
     let p = resigned_connect_request(&ck, &other.to_wire());
     let mut rng = TestRng::new("s");
-    let r = server::AwaitConnectRequest::new(Settings::default()).handle(
-        &p,
-        NOW,
-        &mut rng,
-        &mut SinglePeer(sk.clone()),
-        &mut ReplayGate::default(),
-    );
+    let r = serve(&p, &sk, &Settings::default(), NOW, &mut rng);
     assert_refused(r, ErrorCode::UnknownProtocol);
-    assert_eq!(rng.used, 0);
+    assert_eq!(rng.used(), 0);
     // The original string re-signed the same way is accepted (the helper is sound).
     let p = resigned_connect_request(&ck, &Config::DEFAULT.to_wire());
-    assert!(
-        server::AwaitConnectRequest::new(Settings::default())
-            .handle(
-                &p,
-                NOW,
-                &mut TestRng::new("s"),
-                &mut SinglePeer(sk),
-                &mut ReplayGate::default()
-            )
-            .is_ok()
-    );
+    assert!(serve(&p, &sk, &Settings::default(), NOW, &mut TestRng::new("s")).is_ok());
 }
 
 #[test]
@@ -466,32 +379,26 @@ fn expired_keys() {
     let c1 = client::start(ck, Settings::default(), born, &mut TestRng::new("c")).unwrap();
     let mut header_now = c1.packet.clone();
     set_header(&mut header_now, |h| h.utctime = NOW);
-    let r = server::AwaitConnectRequest::new(Settings::default()).handle(
+    let r = serve(
         &header_now,
+        &sk,
+        &Settings::default(),
         NOW,
         &mut TestRng::new("s"),
-        &mut SinglePeer(sk),
-        &mut ReplayGate::default(),
     );
     assert_refused(r, ErrorCode::KeyExpired);
 }
 
 #[test]
 fn mismatched_key_id_and_unlinked_keys() {
-    let run = handshake(Config::DEFAULT);
+    let run = established(Config::DEFAULT);
     let (_, sk) = pair(Config::DEFAULT, NOW);
     let mut p = run.packets[0].clone();
     p[HEADER_LEN] ^= 1;
     let mut rng = TestRng::new("s");
-    let r = server::AwaitConnectRequest::new(Settings::default()).handle(
-        &p,
-        NOW,
-        &mut rng,
-        &mut SinglePeer(sk.clone()),
-        &mut ReplayGate::default(),
-    );
+    let r = serve(&p, &sk, &Settings::default(), NOW, &mut rng);
     assert_refused(r, ErrorCode::KeyUnrecognized);
-    assert_eq!(rng.used, 0);
+    assert_eq!(rng.used(), 0);
     // A client whose pair is not linked refuses to start (0x1A).
     let (mut ck, _) = pair(Config::DEFAULT, NOW);
     let (_, stranger) =
@@ -504,20 +411,14 @@ fn mismatched_key_id_and_unlinked_keys() {
 #[test]
 fn bad_signature_everywhere() {
     // Connect request (server side).
-    let run = handshake(Config::DEFAULT);
+    let run = established(Config::DEFAULT);
     let (_, sk) = pair(Config::DEFAULT, NOW);
     let mut p = run.packets[0].clone();
     p[HEADER_LEN + 60] ^= 1;
     let mut rng = TestRng::new("s");
-    let r = server::AwaitConnectRequest::new(Settings::default()).handle(
-        &p,
-        NOW,
-        &mut rng,
-        &mut SinglePeer(sk),
-        &mut ReplayGate::default(),
-    );
+    let r = serve(&p, &sk, &Settings::default(), NOW, &mut rng);
     assert_refused(r, ErrorCode::Authentication);
-    assert_eq!(rng.used, 0, "no key generated for a bad request");
+    assert_eq!(rng.used(), 0, "no key generated for a bad request");
     // Connect response (client side).
     let (c, mut p) = at_connect_response();
     p[HEADER_LEN + 10] ^= 0x80;
@@ -535,37 +436,13 @@ fn bad_hash_is_0x19_and_0x0a_at_the_exchange_response() {
     set_header(&mut p, |h| h.utctime += 1);
     assert_refused(c.handle(&p, NOW, &mut TestRng::new("c")), ErrorCode::Verify);
 
-    let (ck, sk) = pair(Config::DEFAULT, NOW);
-    let settings = Settings::default();
-    let (mut crng, mut srng) = (TestRng::new("c"), TestRng::new("s"));
-    let c1 = client::start(ck, settings.clone(), NOW, &mut crng).unwrap();
-    let s1 = server::AwaitConnectRequest::new(settings)
-        .handle(
-            &c1.packet,
-            NOW,
-            &mut srng,
-            &mut SinglePeer(sk),
-            &mut ReplayGate::default(),
-        )
-        .unwrap();
-    let c2 = c1.next.handle(&s1.packet, NOW, &mut crng).unwrap();
-    let s2 = s1.next.handle(&c2.packet, NOW, &mut srng).unwrap();
+    let (c2, s2, mut crng, _) = exchanged(pair(Config::DEFAULT, NOW));
     let mut p4 = s2.packet.clone();
     set_header(&mut p4, |h| h.utctime += 1);
     assert_refused(c2.next.handle(&p4, NOW, &mut crng), ErrorCode::HashInvalid);
 
     // The exchange request at the server: 0x19.
-    let (ck, sk) = pair(Config::DEFAULT, NOW);
-    let c = client::start(ck, Settings::default(), NOW, &mut TestRng::new("c")).unwrap();
-    let s = server::AwaitConnectRequest::new(Settings::default())
-        .handle(
-            &c.packet,
-            NOW,
-            &mut TestRng::new("s"),
-            &mut SinglePeer(sk),
-            &mut ReplayGate::default(),
-        )
-        .unwrap();
+    let (c, s) = round(pair(Config::DEFAULT, NOW), Settings::default());
     let mut p3 = c
         .next
         .handle(&s.packet, NOW, &mut TestRng::new("c"))
@@ -581,28 +458,14 @@ fn bad_hash_is_0x19_and_0x0a_at_the_exchange_response() {
 #[test]
 fn tampered_ciphertext() {
     // Establish request: 0x07 (the keys or secrets differ as far as the server can tell).
-    let (ck, sk) = pair(Config::DEFAULT, NOW);
-    let settings = Settings::default();
-    let (mut crng, mut srng) = (TestRng::new("c"), TestRng::new("s"));
-    let c1 = client::start(ck, settings.clone(), NOW, &mut crng).unwrap();
-    let s1 = server::AwaitConnectRequest::new(settings)
-        .handle(
-            &c1.packet,
-            NOW,
-            &mut srng,
-            &mut SinglePeer(sk),
-            &mut ReplayGate::default(),
-        )
-        .unwrap();
-    let c2 = c1.next.handle(&s1.packet, NOW, &mut crng).unwrap();
-    let s2 = s1.next.handle(&c2.packet, NOW, &mut srng).unwrap();
+    let (c2, s2, mut crng, mut srng) = exchanged(pair(Config::DEFAULT, NOW));
     let c3 = c2.next.handle(&s2.packet, NOW, &mut crng).unwrap();
     let mut p = c3.packet.clone();
     p[HEADER_LEN + 3] ^= 1;
     assert_refused(s2.next.handle(&p, NOW, &mut srng), ErrorCode::Decryption);
 
     // Data and ratchet packets: 0x02, and the session is over.
-    let mut run = handshake(Config::DEFAULT);
+    let mut run = established(Config::DEFAULT);
     let mut d = Vec::new();
     run.client.seal(b"secret", NOW, &mut d).unwrap();
     let last = d.len() - 1;
@@ -611,7 +474,7 @@ fn tampered_ciphertext() {
     let e = run.server.handle_packet(&d, NOW, &mut rng).unwrap_err();
     assert_eq!(e.wire_code(), ErrorCode::Authentication);
     assert!(!run.server.is_open());
-    let mut run = handshake(Config::DEFAULT);
+    let mut run = established(Config::DEFAULT);
     let mut r = run.client.start_ratchet(NOW, &mut rng).unwrap();
     r[HEADER_LEN + 100] ^= 1;
     let e = run.server.handle_packet(&r, NOW, &mut rng).unwrap_err();
@@ -620,21 +483,7 @@ fn tampered_ciphertext() {
 
 #[test]
 fn establish_response_checked() {
-    let (ck, sk) = pair(Config::DEFAULT, NOW);
-    let settings = Settings::default();
-    let (mut crng, mut srng) = (TestRng::new("c"), TestRng::new("s"));
-    let c1 = client::start(ck, settings.clone(), NOW, &mut crng).unwrap();
-    let s1 = server::AwaitConnectRequest::new(settings)
-        .handle(
-            &c1.packet,
-            NOW,
-            &mut srng,
-            &mut SinglePeer(sk),
-            &mut ReplayGate::default(),
-        )
-        .unwrap();
-    let c2 = c1.next.handle(&s1.packet, NOW, &mut crng).unwrap();
-    let s2 = s1.next.handle(&c2.packet, NOW, &mut srng).unwrap();
+    let (c2, s2, mut crng, mut srng) = exchanged(pair(Config::DEFAULT, NOW));
     let c3 = c2.next.handle(&s2.packet, NOW, &mut crng).unwrap();
     let s3 = s2.next.handle(&c3.packet, NOW, &mut srng).unwrap();
     let mut p = s3.packet.clone();
@@ -646,20 +495,7 @@ fn establish_response_checked() {
 fn stale_pss_fails_at_establish() {
     let (mut ck, sk) = pair(Config::DEFAULT, NOW);
     ck.remote.set_pss(&[9; 32]);
-    let settings = Settings::default();
-    let (mut crng, mut srng) = (TestRng::new("c"), TestRng::new("s"));
-    let c1 = client::start(ck, settings.clone(), NOW, &mut crng).unwrap();
-    let s1 = server::AwaitConnectRequest::new(settings)
-        .handle(
-            &c1.packet,
-            NOW,
-            &mut srng,
-            &mut SinglePeer(sk),
-            &mut ReplayGate::default(),
-        )
-        .unwrap();
-    let c2 = c1.next.handle(&s1.packet, NOW, &mut crng).unwrap();
-    let s2 = s1.next.handle(&c2.packet, NOW, &mut srng).unwrap();
+    let (c2, s2, mut crng, mut srng) = exchanged((ck, sk));
     let c3 = c2.next.handle(&s2.packet, NOW, &mut crng).unwrap();
     assert_refused(
         s2.next.handle(&c3.packet, NOW, &mut srng),
@@ -678,50 +514,29 @@ fn peer_error_packet_ends_handshake_without_reply() {
 
 #[test]
 fn replay_gate_refuses_before_any_key_generation() {
-    let run = handshake(Config::DEFAULT);
+    let run = established(Config::DEFAULT);
     let (_, sk) = pair(Config::DEFAULT, NOW);
     let mut gate = ReplayGate::default();
     let mut lookup = SinglePeer(sk);
-    let first = server::AwaitConnectRequest::new(Settings::default()).handle(
-        &run.packets[0],
-        NOW,
-        &mut TestRng::new("s"),
-        &mut lookup,
-        &mut gate,
-    );
-    assert!(first.is_ok());
+    let mut request = |now: u64, rng: &mut TestRng, gate: &mut ReplayGate| {
+        let server = server::AwaitConnectRequest::new(Settings::default());
+        server.handle(&run.packets[0], now, rng, &mut lookup, gate)
+    };
+    assert!(request(NOW, &mut TestRng::new("s"), &mut gate).is_ok());
     let mut rng = TestRng::new("s2");
-    let r = server::AwaitConnectRequest::new(Settings::default()).handle(
-        &run.packets[0],
-        NOW + 30,
-        &mut rng,
-        &mut lookup,
-        &mut gate,
-    );
+    let r = request(NOW + 30, &mut rng, &mut gate);
     let e = assert_refused(r, ErrorCode::PacketUnsequenced);
     assert_eq!(e, PeerMisbehaved::Replayed.into());
-    assert_eq!(rng.used, 0);
+    assert_eq!(rng.used(), 0);
     // Once the packet is stale the time check refuses it and the gate forgets it.
-    let r = server::AwaitConnectRequest::new(Settings::default()).handle(
-        &run.packets[0],
-        NOW + 61,
-        &mut rng,
-        &mut lookup,
-        &mut gate,
-    );
+    let r = request(NOW + 61, &mut rng, &mut gate);
     assert_eq!(code(r), ErrorCode::MessageTimeInvalid.as_u8());
     let full = ReplayGate::with_capacity(1);
     let mut full2 = full.clone();
     full2.record(&[1; 64], NOW, NOW).unwrap();
-    let r = server::AwaitConnectRequest::new(Settings::default()).handle(
-        &run.packets[0],
-        NOW,
-        &mut rng,
-        &mut lookup,
-        &mut full2,
-    );
+    let r = request(NOW, &mut rng, &mut full2);
     assert_refused(r, ErrorCode::HostsExceeded);
-    assert_eq!(rng.used, 0);
+    assert_eq!(rng.used(), 0);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -759,7 +574,7 @@ fn one_way(x: &mut Session, y: &mut Session, rng: &mut TestRng) {
 
 #[test]
 fn ratchets_from_both_sides() {
-    let mut run = handshake(Config::DEFAULT);
+    let mut run = established(Config::DEFAULT);
     let mut rng = TestRng::new("r");
     for client_first in [true, false, true] {
         let (req, resp) = if client_first {
@@ -805,7 +620,7 @@ fn ratchets_from_both_sides() {
 
 #[test]
 fn crossing_ratchets_both_complete() {
-    let mut run = handshake(Config::DEFAULT);
+    let mut run = established(Config::DEFAULT);
     let mut rng = TestRng::new("x");
     exchange_data(&mut run.client, &mut run.server, &mut rng);
     let c_req = run.client.start_ratchet(NOW, &mut rng).unwrap();
@@ -844,7 +659,7 @@ fn crossing_ratchets_both_complete() {
 
 #[test]
 fn unsolicited_ratchet_response_is_refused() {
-    let mut a = handshake(Config::DEFAULT);
+    let mut a = established(Config::DEFAULT);
     let mut rng = TestRng::new("u");
     // A response the server produced for another request, delivered without one.
     let p = a.client.start_ratchet(NOW, &mut rng).unwrap();
@@ -855,7 +670,7 @@ fn unsolicited_ratchet_response_is_refused() {
             _ => None,
         })
         .unwrap();
-    let mut b = handshake(Config::DEFAULT);
+    let mut b = established(Config::DEFAULT);
     let mut forged = resp.clone();
     set_header(&mut forged, |h| h.sequence = 4);
     let e = b.client.handle_packet(&forged, NOW, &mut rng).unwrap_err();
@@ -875,12 +690,7 @@ fn ratchet_domain_is_a_setting() {
     // Peers in one domain ratchet; peers in two different ones cannot.
     for (cs, ss, ok) in [(pay.clone(), pay.clone(), true), (pay, scada, false)] {
         let (mut crng, mut srng) = (TestRng::new("c"), TestRng::new("s"));
-        let mut c = Connection::connect(ck.clone(), cs, NOW, &mut crng).unwrap();
-        let listener = Listener::new(ss);
-        listener.add(sk.clone());
-        let mut s = listener.accept(NOW);
-        pump(&mut c, &mut s, &mut crng, &mut srng);
-        assert!(c.is_established() && s.is_established());
+        let (mut c, mut s) = connected(ck.clone(), sk.clone(), cs, ss, &mut crng, &mut srng);
         c.start_ratchet(NOW, &mut crng).unwrap();
         let Some(Output::Transmit(req)) = c.poll_output() else {
             panic!()
@@ -922,31 +732,6 @@ fn ratchet_domain_is_a_setting() {
     }
 }
 
-use crate::connection::Connection;
-use crate::listener::Listener;
-
-/// Delivers queued packets both ways until both connections are quiet.
-fn pump(c: &mut Connection, s: &mut Connection, crng: &mut TestRng, srng: &mut TestRng) {
-    loop {
-        let mut moved = false;
-        while let Some(o) = c.poll_output() {
-            if let Output::Transmit(p) = o {
-                s.handle_bytes(&p, NOW, srng).unwrap();
-                moved = true;
-            }
-        }
-        while let Some(o) = s.poll_output() {
-            if let Output::Transmit(p) = o {
-                c.handle_bytes(&p, NOW, crng).unwrap();
-                moved = true;
-            }
-        }
-        if !moved {
-            return;
-        }
-    }
-}
-
 #[test]
 fn mceliece_sessions_refuse_to_ratchet() {
     let config: Config = "dilithium-s1_mceliece-s1_sha3_rcs".parse().unwrap();
@@ -964,7 +749,7 @@ fn mceliece_sessions_refuse_to_ratchet() {
         s.start_ratchet(NOW, &mut rng),
         Err(Misuse::RatchetUnavailable.into())
     );
-    assert_eq!(rng.used, 0);
+    assert_eq!(rng.used(), 0);
     assert!(s.is_open());
 }
 
@@ -994,14 +779,9 @@ fn key_pool_supplies_ephemeral_keys() {
     assert_ne!(settings, Settings::default());
     let (ck, sk) = pair(Config::DEFAULT, NOW);
     let (mut crng, mut srng) = (TestRng::new("c"), TestRng::new("s"));
-    let mut c = Connection::connect(ck, settings.clone(), NOW, &mut crng).unwrap();
-    let listener = Listener::new(settings);
-    listener.add(sk);
-    let mut s = listener.accept(NOW);
-    pump(&mut c, &mut s, &mut crng, &mut srng);
-    assert!(c.is_established() && s.is_established());
+    let (mut c, mut s) = connected(ck, sk, settings.clone(), settings, &mut crng, &mut srng);
     c.start_ratchet(NOW, &mut crng).unwrap();
-    pump(&mut c, &mut s, &mut crng, &mut srng);
+    pump(&mut c, &mut s, NOW, &mut crng, &mut srng);
     assert!(!c.session().unwrap().ratchet_outstanding());
 }
 

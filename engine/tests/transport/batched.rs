@@ -10,11 +10,11 @@ use dktp::config::Config;
 use dktp::connection::Connection;
 use dktp::error::Error;
 use dktp::generation::SecretsChange;
-use dktp::kex::Settings;
+use dktp::kex::{PeerKeys, Settings};
 use dktp::listener::Listener;
 use dktp::session::{Direction, Event};
 
-use super::support::{NOW, Rng, drain, pair, pump};
+use dktp::testing::{NOW, TestRng, drain, pump, tagged_pair};
 
 const CONFIG: &str = "dilithium-s1_kyber-s1_sha3_rcs";
 
@@ -32,7 +32,7 @@ struct Turn {
 fn batch_turn(
     conns: &mut [&mut Connection],
     received: Vec<Vec<Vec<u8>>>,
-    rng: &mut Rng,
+    rng: &mut TestRng,
 ) -> Vec<Turn> {
     let mut received = received;
     let mut turns: Vec<Turn> = conns.iter().map(|_| Turn::default()).collect();
@@ -97,13 +97,14 @@ fn a_batched_server_sees_what_the_scalar_path_sees() {
     let listener = Listener::new(Settings::default());
     let mut clients = Vec::new();
     let mut servers = Vec::new();
-    let mut rng = Rng::new("batched");
+    let mut rng = TestRng::new("batched");
     for tag in 0..3u8 {
-        let (ck, sk) = pair(config, tag);
+        let (ck, sk) = tagged_pair(config, tag, NOW);
         listener.add(sk);
         let mut c = Connection::connect(ck, Settings::default(), NOW, &mut rng).unwrap();
         let mut s = listener.accept(NOW);
-        let (ce, se) = pump(&mut c, &mut s, &mut Rng::new("c"), &mut Rng::new("s"));
+        let (mut crng, mut srng) = (TestRng::new("c"), TestRng::new("s"));
+        let (ce, se) = pump(&mut c, &mut s, NOW, &mut crng, &mut srng);
         assert!(ce.iter().any(|e| matches!(e, Event::Established)));
         assert!(se.iter().any(|e| matches!(e, Event::Established)));
         clients.push(c);
@@ -204,14 +205,20 @@ fn a_batched_server_sees_what_the_scalar_path_sees() {
     assert!(clients[2].is_closed());
 }
 
+/// A listener (default settings) holding the server's keys of the `tag` pair: the listener,
+/// the client's keys and the server's key id.
+fn listening(tag: u8) -> (Listener, PeerKeys, [u8; 16]) {
+    let listener = Listener::new(Settings::default());
+    let (ck, sk) = tagged_pair(CONFIG.parse().unwrap(), tag, NOW);
+    let keyid = *sk.local.keyid();
+    listener.add(sk);
+    (listener, ck, keyid)
+}
+
 #[test]
 fn the_admission_check_refuses_before_any_signature() {
-    let config: Config = CONFIG.parse().unwrap();
-    let listener = Listener::new(Settings::default());
-    let (ck, sk) = pair(config, 9);
-    let refused_id = *sk.local.keyid();
-    listener.add(sk);
-    let (ck2, sk2) = pair(config, 10);
+    let (listener, ck, refused_id) = listening(9);
+    let (ck2, sk2) = tagged_pair(CONFIG.parse().unwrap(), 10, NOW);
     listener.add(sk2);
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen2 = seen.clone();
@@ -220,7 +227,7 @@ fn the_admission_check_refuses_before_any_signature() {
         *id != refused_id
     }));
     assert!(!listener.set_admission(|_| true), "set once");
-    let mut rng = Rng::new("admission");
+    let mut rng = TestRng::new("admission");
     let mut c = Connection::connect(ck, Settings::default(), NOW, &mut rng).unwrap();
     let mut s = listener.accept(NOW);
     let (packets, _) = drain(&mut c);
@@ -240,7 +247,8 @@ fn the_admission_check_refuses_before_any_signature() {
     // An admitted peer goes through.
     let mut c2 = Connection::connect(ck2, Settings::default(), NOW, &mut rng).unwrap();
     let mut s2 = listener.accept(NOW);
-    let (ce, _) = pump(&mut c2, &mut s2, &mut Rng::new("c2"), &mut Rng::new("s2"));
+    let (mut crng, mut srng) = (TestRng::new("c2"), TestRng::new("s2"));
+    let (ce, _) = pump(&mut c2, &mut s2, NOW, &mut crng, &mut srng);
     assert!(ce.iter().any(|e| matches!(e, Event::Established)));
     assert_eq!(listener.stats().signed, 1);
     assert_eq!(seen.lock().unwrap().len(), 2);
@@ -252,17 +260,16 @@ fn a_default_connection_is_an_ended_placeholder() {
     assert!(c.is_closed() && !c.is_established());
     assert!(c.poll_output().is_none());
     assert!(c.batch_session(NOW).is_none());
-    assert!(c.handle_bytes(&[1, 2, 3], NOW, &mut Rng::new("x")).is_err());
+    assert!(
+        c.handle_bytes(&[1, 2, 3], NOW, &mut TestRng::new("x"))
+            .is_err()
+    );
 }
 
 #[test]
 fn a_connection_names_the_record_its_handshake_started_from() {
-    let config: Config = CONFIG.parse().unwrap();
-    let listener = Listener::new(Settings::default());
-    let (ck, sk) = pair(config, 11);
-    let keyid = *sk.local.keyid();
-    listener.add(sk);
-    let mut rng = Rng::new("base");
+    let (listener, ck, keyid) = listening(11);
+    let mut rng = TestRng::new("base");
     let start = dktp::generation::Generations::of_keys(&ck);
     let mut c =
         Connection::connect_with(ck, start.clone(), Settings::default(), NOW, &mut rng).unwrap();
@@ -276,7 +283,8 @@ fn a_connection_names_the_record_its_handshake_started_from() {
     let (packets, _) = drain(&mut c);
     s.handle_bytes(&packets[0], NOW, &mut rng).unwrap();
     assert_eq!(s.base_record(), Some(&listed));
-    let (ce, se) = pump(&mut c, &mut s, &mut Rng::new("c"), &mut Rng::new("s"));
+    let (mut crng, mut srng) = (TestRng::new("c"), TestRng::new("s"));
+    let (ce, se) = pump(&mut c, &mut s, NOW, &mut crng, &mut srng);
     assert!(ce.iter().any(|e| matches!(e, Event::Established)));
     // The listener moved on; the connection still names where it started.
     assert_ne!(listener.peer(&keyid).unwrap().secrets, listed);

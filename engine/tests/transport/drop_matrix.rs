@@ -15,11 +15,11 @@
 use dktp::config::Config;
 use dktp::connection::Connection;
 use dktp::generation::{Generation, Generations, SecretsChange};
-use dktp::kex::{EphemeralKeys, PeerKeys, Settings};
+use dktp::kex::PeerKeys;
 use dktp::listener::Listener;
 use dktp::session::{Direction, Event, Output};
 
-use super::support::{NOW, Rng, pair};
+use dktp::testing::{NOW, TestRng, pump, settings, tagged_pair};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -105,12 +105,8 @@ impl Side {
     }
 }
 
-fn settings() -> Settings {
-    Settings::default().with_ephemeral_keys(EphemeralKeys::FromRng)
-}
-
 /// Starts an attempt: fresh connections from the stores.
-fn start(c: &Side, s: &Side, rng: &mut Rng) -> (Connection, Connection) {
+fn start(c: &Side, s: &Side, rng: &mut TestRng) -> (Connection, Connection) {
     let client = match c.kind {
         Kind::Dktp => {
             Connection::connect_with(c.keys.clone(), c.record.clone(), settings(), NOW, rng)
@@ -142,7 +138,7 @@ fn attempt(
     s: &mut Side,
     fault: Option<(u8, Point)>,
     ratchet_by_client: Option<bool>,
-    rng: &mut Rng,
+    rng: &mut TestRng,
 ) -> Outcome {
     let (cc, sc) = start(c, s, rng);
     let mut conns = [cc, sc];
@@ -256,7 +252,7 @@ fn case(
     ratchet_by_client: Option<bool>,
 ) {
     let config = Config::DEFAULT;
-    let (ck, sk) = pair(config, 1);
+    let (ck, sk) = tagged_pair(config, 1, NOW);
     let mut c = Side {
         kind: kinds.0,
         client: true,
@@ -272,12 +268,12 @@ fn case(
     let name = format!(
         "{kinds:?} warm={warm} message {message} {point:?} ratchet_by_client={ratchet_by_client:?}"
     );
-    let mut rng = Rng::new(&name);
+    let mut rng = TestRng::new(&name);
     tally.cases += 1;
     if warm {
         // A clean session without data first: the server then holds a pending generation.
         let (mut cc, mut sc) = start(&c, &s, &mut rng);
-        let (ce, se) = super::support::pump(&mut cc, &mut sc, &mut rng, &mut Rng::new("w"));
+        let (ce, se) = pump(&mut cc, &mut sc, NOW, &mut rng, &mut TestRng::new("w"));
         for e in &ce {
             c.persist(e, &cc);
         }
@@ -342,7 +338,7 @@ fn every_loss_point_recovers_within_two_attempts() {
 /// The matrix can fail: a server that does not store what it is handed loses the pair.
 #[test]
 fn a_side_that_ignores_the_records_desyncs() {
-    let (ck, sk) = pair(Config::DEFAULT, 2);
+    let (ck, sk) = tagged_pair(Config::DEFAULT, 2, NOW);
     let mut c = Side {
         kind: Kind::Dktp,
         client: true,
@@ -355,7 +351,7 @@ fn a_side_that_ignores_the_records_desyncs() {
         record: Generations::of_keys(&sk),
         keys: sk,
     };
-    let mut rng = Rng::new("ignore");
+    let mut rng = TestRng::new("ignore");
     assert_eq!(attempt(&mut c, &mut s, None, None, &mut rng), Outcome::Done);
     assert_eq!(
         c.record.pending, None,

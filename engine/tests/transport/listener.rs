@@ -10,7 +10,7 @@ use dktp::listener::Listener;
 use dktp::peer_key::{LocalPeerKey, RemotePeerKey};
 use dktp::session::{Event, Output};
 
-use super::support::{NOW, Rng, drain, pair};
+use dktp::testing::{NOW, TestRng, drain, pump, tagged_pair};
 
 /// The pair with both key ids replaced (the signing keys are shared, which costs a
 /// listener nothing: it looks peers up by key id).
@@ -46,14 +46,14 @@ fn error_code(packets: &[Vec<u8>]) -> Option<u8> {
 #[test]
 fn ten_thousand_peers_and_cheap_refusals() {
     let config: Config = "dilithium-s1_kyber-s1_sha3_rcs".parse().unwrap();
-    let (ck, sk) = pair(config, 9);
+    let (ck, sk) = tagged_pair(config, 9, NOW);
     let listener = Listener::new(Settings::default());
     const PEERS: u32 = 10_000;
     for id in 0..PEERS {
         listener.add(renamed(&sk, id, true));
     }
     assert_eq!(listener.len(), PEERS as usize);
-    let mut rng = Rng::new("listener");
+    let mut rng = TestRng::new("listener");
     let mut first_request = None;
     for id in 0..PEERS {
         let mut client =
@@ -90,7 +90,7 @@ fn ten_thousand_peers_and_cheap_refusals() {
     );
 
     // An unknown key id: 0x0F, nothing signed.
-    let (stranger, _) = pair(config, 10);
+    let (stranger, _) = tagged_pair(config, 10, NOW);
     let mut client = Connection::connect(stranger, Settings::default(), NOW, &mut rng).unwrap();
     let Some(Output::Transmit(request)) = client.poll_output() else {
         panic!("no request")
@@ -116,11 +116,11 @@ fn ten_thousand_peers_and_cheap_refusals() {
 /// A removed peer is refused like an unknown one.
 #[test]
 fn removed_peers_are_refused() {
-    let (ck, sk) = pair(Config::DEFAULT, 11);
+    let (ck, sk) = tagged_pair(Config::DEFAULT, 11, NOW);
     let listener = Listener::new(Settings::default());
     listener.add(sk.clone());
     assert!(listener.remove(sk.local.keyid()));
-    let mut rng = Rng::new("removed");
+    let mut rng = TestRng::new("removed");
     let mut client = Connection::connect(ck, Settings::default(), NOW, &mut rng).unwrap();
     let (request, _) = drain(&mut client);
     let mut server = listener.accept(NOW);
@@ -133,20 +133,20 @@ fn removed_peers_are_refused() {
 /// by the client's first packet, so the peer's next connection starts from it.
 #[test]
 fn the_listener_keeps_each_peers_record_current() {
-    let (ck, sk) = pair(Config::DEFAULT, 12);
+    let (ck, sk) = tagged_pair(Config::DEFAULT, 12, NOW);
     let keyid = *sk.local.keyid();
     let listener = Listener::new(Settings::default());
     listener.add(sk);
-    let (mut crng, mut srng) = (Rng::new("c"), Rng::new("s"));
+    let (mut crng, mut srng) = (TestRng::new("c"), TestRng::new("s"));
     let mut client = Connection::connect(ck, Settings::default(), NOW, &mut crng).unwrap();
     let mut server = listener.accept(NOW);
-    super::support::pump(&mut client, &mut server, &mut crng, &mut srng);
+    pump(&mut client, &mut server, NOW, &mut crng, &mut srng);
     assert!(server.is_established());
     let record = listener.peer(&keyid).unwrap().secrets;
     assert_eq!(record.confirmed.number(), 0);
     assert_eq!(record.pending.as_ref().map(|g| g.number()), Some(1));
     client.send(b"proof", NOW).unwrap();
-    super::support::pump(&mut client, &mut server, &mut crng, &mut srng);
+    pump(&mut client, &mut server, NOW, &mut crng, &mut srng);
     let record = listener.peer(&keyid).unwrap().secrets;
     assert_eq!(
         (record.confirmed.number(), record.pending.is_none()),

@@ -8,6 +8,5 @@ mod batched;
 mod drop_matrix;
 mod listener;
 mod mceliece_zero_key;
-mod support;
 mod tcp_example;
 mod timers;

@@ -29,25 +29,10 @@ use dktp::pq::OsEntropy;
 use dktp::session::{Event, Output};
 use dktp::transcript::message_hash;
 
-use super::support::NOW;
+use dktp::testing::{NOW, big_stack, pump, tagged_pair};
 
 /// The wire code of the refusal.
 const CODE: u8 = 0x06;
-
-/// McEliece key work (and SPHINCS+ at 256 bits) wants more stack than a test thread has.
-fn big_stack(f: impl FnOnce() + Send + 'static) {
-    std::thread::Builder::new()
-        .stack_size(64 << 20)
-        .spawn(f)
-        .unwrap()
-        .join()
-        .unwrap();
-}
-
-/// Linked key pairs: (client keys, server keys).
-fn pair(config: Config) -> (PeerKeys, PeerKeys) {
-    super::support::pair(config, 30)
-}
 
 /// What a connection handed out.
 #[derive(Default)]
@@ -170,15 +155,26 @@ fn assert_told(conn: &mut Connection, reply: &[u8], now: u64) {
     assert!(!d.established);
 }
 
-/// Point 1: the server "sends" an all-zero ephemeral key in a correctly signed connect
-/// response; the client refuses it.
-fn zero_server_key(config: Config, ck: &PeerKeys, sk: &PeerKeys, listener: &Listener, now: u64) {
+/// A client with `ck` connecting at `now`, the server connection `listener` accepted for
+/// it, and the server's connect response (not yet delivered).
+fn connect_response(
+    ck: &PeerKeys,
+    listener: &Listener,
+    now: u64,
+) -> (Connection, Connection, Vec<u8>) {
     let mut client =
         Connection::connect(ck.clone(), Settings::default(), now, &mut OsEntropy).unwrap();
     let mut server = listener.accept(now);
     let request = one_packet(&mut client);
     server.handle_bytes(&request, now, &mut OsEntropy).unwrap();
     let response = one_packet(&mut server);
+    (client, server, response)
+}
+
+/// Point 1: the server "sends" an all-zero ephemeral key in a correctly signed connect
+/// response; the client refuses it.
+fn zero_server_key(config: Config, ck: &PeerKeys, sk: &PeerKeys, listener: &Listener, now: u64) {
+    let (mut client, mut server, response) = connect_response(ck, listener, now);
     assert_eq!(Header::decode(&response).unwrap().flag, 0x02);
     let forged = zero_key_resigned(config, sk, &response, Layout::ConnectResponse);
 
@@ -190,12 +186,7 @@ fn zero_server_key(config: Config, ck: &PeerKeys, sk: &PeerKeys, listener: &List
 /// Point 2: the client "sends" an all-zero ephemeral key in a correctly signed exchange
 /// request; the server refuses it.
 fn zero_client_key(config: Config, ck: &PeerKeys, listener: &Listener, now: u64) {
-    let mut client =
-        Connection::connect(ck.clone(), Settings::default(), now, &mut OsEntropy).unwrap();
-    let mut server = listener.accept(now);
-    let request = one_packet(&mut client);
-    server.handle_bytes(&request, now, &mut OsEntropy).unwrap();
-    let response = one_packet(&mut server);
+    let (mut client, mut server, response) = connect_response(ck, listener, now);
     client.handle_bytes(&response, now, &mut OsEntropy).unwrap();
     let exchange = one_packet(&mut client);
     assert_eq!(Header::decode(&exchange).unwrap().flag, 0x05);
@@ -212,30 +203,23 @@ fn fresh_connection(ck: &PeerKeys, listener: &Listener, now: u64) {
     let mut client =
         Connection::connect(ck.clone(), Settings::default(), now, &mut OsEntropy).unwrap();
     let mut server = listener.accept(now);
-    let (mut c_est, mut s_est) = (false, false);
-    let (mut c_secrets, mut s_secrets) = (0, 0);
-    for _ in 0..8 {
-        let c = drain(&mut client);
-        c_est |= c.established;
-        c_secrets += c.secrets;
-        assert!(c.closed.is_empty());
-        for p in &c.packets {
-            server.handle_bytes(p, now, &mut OsEntropy).unwrap();
-        }
-        let s = drain(&mut server);
-        s_est |= s.established;
-        s_secrets += s.secrets;
-        assert!(s.closed.is_empty());
-        for p in &s.packets {
-            client.handle_bytes(p, now, &mut OsEntropy).unwrap();
-        }
-        if c.packets.is_empty() && s.packets.is_empty() {
-            break;
-        }
+    let (ce, se) = pump(
+        &mut client,
+        &mut server,
+        now,
+        &mut OsEntropy,
+        &mut OsEntropy,
+    );
+    for events in [ce, se] {
+        let has = |f: fn(&Event) -> bool| events.iter().any(f);
+        assert!(
+            has(|e| matches!(e, Event::Established)),
+            "the fresh connection must establish"
+        );
+        assert!(has(|e| matches!(e, Event::Secrets(_))), "{events:?}");
+        assert!(!has(|e| matches!(e, Event::Closed { .. })), "{events:?}");
     }
-    assert!(c_est && s_est, "the fresh connection must establish");
     assert!(client.is_established() && server.is_established());
-    assert!(c_secrets >= 1 && s_secrets >= 1);
     let keys = client.keys().unwrap();
     assert_ne!(keys.local.pss(), ck.local.pss());
     assert_ne!(keys.remote.pss(), ck.remote.pss());
@@ -256,7 +240,7 @@ fn fresh_connection(ck: &PeerKeys, listener: &Listener, now: u64) {
 /// Both points, each followed by a connection that succeeds.
 fn zero_keys_refused(config: Config) {
     assert!(config.kem().is_mceliece());
-    let (ck, sk) = pair(config);
+    let (ck, sk) = tagged_pair(config, 30, NOW);
     let listener = Listener::new(Settings::default());
     listener.add(sk.clone());
     let keyid = *sk.local.keyid();

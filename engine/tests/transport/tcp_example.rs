@@ -12,7 +12,7 @@ use dktp::listener::Listener;
 use dktp::pq::OsEntropy;
 use dktp::session::{Event, Output};
 
-use super::support::pair_at;
+use dktp::testing::tagged_pair;
 
 fn now() -> u64 {
     SystemTime::now()
@@ -85,7 +85,7 @@ fn client(keys: PeerKeys, addr: &str) -> Result<(), Box<dyn std::error::Error>> 
 #[test]
 fn blocking_tcp_client_and_server() {
     // Keys made now, so their expiry is a year from the real clock.
-    let (ck, sk) = pair_at(Config::DEFAULT, 40, now());
+    let (ck, sk) = tagged_pair(Config::DEFAULT, 40, now());
     let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = tcp.local_addr().unwrap().to_string();
     let srv = std::thread::spawn(move || server(sk, tcp).map_err(|e| e.to_string()));

@@ -8,12 +8,12 @@ use dktp::kex::{HANDSHAKE_TIMEOUT_FAST, HANDSHAKE_TIMEOUT_SLOW, Settings};
 use dktp::listener::Listener;
 use dktp::session::Event;
 
-use super::support::{NOW, Rng, drain, pair, pump};
+use dktp::testing::{NOW, TestRng, connected, drain, tagged_pair};
 
 #[test]
 fn a_stalled_handshake_closes_at_its_deadline() {
-    let (ck, sk) = pair(Config::DEFAULT, 20);
-    let mut rng = Rng::new("stall");
+    let (ck, sk) = tagged_pair(Config::DEFAULT, 20, NOW);
+    let mut rng = TestRng::new("stall");
     let mut client = Connection::connect(ck, Settings::default(), NOW, &mut rng).unwrap();
     drain(&mut client); // the connect request goes nowhere: the server stalls
     let deadline = client.poll_timeout().unwrap();
@@ -59,15 +59,11 @@ fn a_stalled_handshake_closes_at_its_deadline() {
 
 #[test]
 fn an_idle_session_closes_at_its_idle_timeout() {
-    let (ck, sk) = pair(Config::DEFAULT, 21);
+    let (ck, sk) = tagged_pair(Config::DEFAULT, 21, NOW);
     let settings = Settings::default().with_idle_timeout(Some(300));
-    let (mut crng, mut srng) = (Rng::new("c"), Rng::new("s"));
-    let mut client = Connection::connect(ck, settings.clone(), NOW, &mut crng).unwrap();
-    let listener = Listener::new(settings);
-    listener.add(sk);
-    let mut server = listener.accept(NOW);
-    pump(&mut client, &mut server, &mut crng, &mut srng);
-    assert!(client.is_established() && server.is_established());
+    let (mut crng, mut srng) = (TestRng::new("c"), TestRng::new("s"));
+    let (mut client, mut server) =
+        connected(ck, sk, settings.clone(), settings, &mut crng, &mut srng);
     assert_eq!(client.poll_timeout(), Some(NOW + 300));
     // Traffic at NOW + 100 moves the deadline.
     client.send(b"still here", NOW + 100).unwrap();
