@@ -3,12 +3,14 @@
 
 use super::*;
 use crate::config::Config;
-use crate::error::{ErrorCode, PeerIncompatible, PeerMisbehaved};
+use crate::error::{ErrorCode, Misuse, PeerIncompatible, PeerMisbehaved};
 use crate::keccak::Shake256;
-use crate::packet::{self, ERROR_SEQUENCE, Header};
+use crate::key_schedule::channel;
+use crate::packet::{self, ERROR_SEQUENCE, Flag, FlagCheck, HEADER_LEN, Header, assemble, header};
 use crate::peer_key::{self, KEY_LIFETIME};
-use crate::pq::PqError;
+use crate::pq::{Entropy, PqError};
 use crate::session::{Direction, Event, Opened, Output, Role, Session};
+use crate::transcript::sign;
 
 pub(crate) const NOW: u64 = 1_767_225_600;
 
