@@ -139,11 +139,13 @@ use std::collections::VecDeque;
 
 use crate::error::{Error, ErrorCode, Malformed, Misuse};
 use crate::generation::{Generations, SecretsChange, SecretsUpdate};
-use crate::kex::{self, PeerKeys, Settings, client, error_reply, server};
+use crate::kex::{client, error_reply, server};
 use crate::listener::Listener;
-use crate::packet::{self, Frame, HEADER_LEN, MAX_MESSAGE};
+use crate::packet::{self, Frame, HEADER_LEN, MAX_MESSAGE, msglen};
+use crate::peer_key::PeerKeys;
 use crate::pq::Entropy;
 use crate::session::{Event, Output, Session};
+use crate::settings::Settings;
 
 enum State {
     ClientConnect(client::AwaitConnectResponse),
@@ -246,7 +248,7 @@ impl Connection {
         Ok(conn)
     }
 
-    pub(crate) fn accepted(listener: Listener, now: u64) -> Connection {
+    fn accepted(listener: Listener, now: u64) -> Connection {
         let settings = listener.settings().clone();
         let mut conn = Connection::new(State::ServerConnect, settings, now);
         conn.listener = Some(listener);
@@ -720,7 +722,7 @@ impl Connection {
             // Still frame the peer's parting error packet.
             State::Failed => packet::SEALED_ERROR_MSGLEN as usize,
         };
-        kex::msglen(n.max(packet::SEALED_ERROR_MSGLEN as usize))
+        msglen(n.max(packet::SEALED_ERROR_MSGLEN as usize))
     }
 
     fn queue_secrets(&mut self, change: SecretsChange, record: Generations) {
@@ -794,6 +796,18 @@ impl Connection {
             self.queue_closed(code, by_peer);
         }
         r
+    }
+}
+
+impl Listener {
+    /// A server connection for a transport just accepted; its first packet is checked
+    /// against this listener's peers and gate. `now` starts its handshake deadline.
+    ///
+    /// (Implemented here, in the connection layer: the listener sits below the connections
+    /// it makes.)
+    pub fn accept(&self, now: u64) -> Connection {
+        self.count_accepted();
+        Connection::accepted(self.clone(), now)
     }
 }
 
@@ -876,7 +890,12 @@ impl<S: FnMut(&[u8]), R: FnMut(&[u8]), E: FnMut(&Event)> Tunnel<S, R, E> {
     /// Feeds bytes received from the transport ([`Connection::handle_bytes`]); on an error
     /// the reply has been sent through `send` already.
     pub fn feed(&mut self, bytes: &[u8], now: u64, rng: &mut dyn Entropy) -> Result<(), Error> {
-        let r = self.conn.handle_bytes(bytes, now, rng);
+        self.then_flush(|conn| conn.handle_bytes(bytes, now, rng))
+    }
+
+    /// Runs `f` on the connection, then hands out what it queued.
+    fn then_flush<T>(&mut self, f: impl FnOnce(&mut Connection) -> T) -> T {
+        let r = f(&mut self.conn);
         self.flush();
         r
     }
@@ -893,37 +912,27 @@ impl<S: FnMut(&[u8]), R: FnMut(&[u8]), E: FnMut(&Event)> Tunnel<S, R, E> {
 
     /// The transport reached its end ([`Connection::handle_end_of_stream`]).
     pub fn end_of_stream(&mut self, now: u64, rng: &mut dyn Entropy) -> Result<(), Error> {
-        let r = self.conn.handle_end_of_stream(now, rng);
-        self.flush();
-        r
+        self.then_flush(|conn| conn.handle_end_of_stream(now, rng))
     }
 
     /// Acts on the deadlines ([`Connection::handle_timeout`]).
     pub fn handle_timeout(&mut self, now: u64) -> Result<(), Error> {
-        let r = self.conn.handle_timeout(now);
-        self.flush();
-        r
+        self.then_flush(|conn| conn.handle_timeout(now))
     }
 
     /// Encrypts and sends an application message.
     pub fn send(&mut self, message: &[u8], now: u64) -> Result<(), Error> {
-        let r = self.conn.send(message, now);
-        self.flush();
-        r
+        self.then_flush(|conn| conn.send(message, now))
     }
 
     /// Sends an asymmetric ratchet request.
     pub fn send_ratchet_request(&mut self, now: u64, rng: &mut dyn Entropy) -> Result<(), Error> {
-        let r = self.conn.start_ratchet(now, rng);
-        self.flush();
-        r
+        self.then_flush(|conn| conn.start_ratchet(now, rng))
     }
 
     /// Sends the orderly close.
     pub fn close(&mut self, now: u64) -> Result<(), Error> {
-        let r = self.conn.close(now);
-        self.flush();
-        r
+        self.then_flush(|conn| conn.close(now))
     }
 
     /// The peer keys with the pre-shared secrets as they stand, once established.

@@ -1,110 +1,105 @@
 //! Errors: the DKTP wire error codes ([`ErrorCode`], FACTS §4) and the engine's own
 //! [`Error`], grouped by who is to blame. Every engine error maps to the wire code the
 //! reference would put in its error packet ([`Error::wire_code`]).
+//!
+//! A post-quantum primitive's failure becomes an [`Error`] in one place, `Error::pq`, by
+//! the step that failed (`PqStep`: this side's own work, or the peer's key, ciphertext or
+//! signature). A failed seal has one error too, given where every packet is sealed
+//! (`packet::seal_packet`).
 
 use core::fmt;
 
-use crate::packet::Flag;
+use crate::flag::Flag;
+use crate::pq::PqError;
 
-/// The 29 DKTP error codes, 0x00–0x1C, as carried in the last byte of an error packet
-/// (FACTS §4). The names follow the reference's meanings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum ErrorCode {
+/// Declares [`ErrorCode`] from one table: each code's name, wire byte and description,
+/// written once.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $name:ident = $byte:literal, $text:literal;)*) => {
+        /// The 29 DKTP error codes, 0x00–0x1C, as carried in the last byte of an error
+        /// packet (FACTS §4). The names follow the reference's meanings.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u8)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $name = $byte,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in wire order.
+            pub const ALL: [ErrorCode; [$($byte),*].len()] = [$(Self::$name),*];
+
+            /// A short lowercase description (ours, not the reference's).
+            pub const fn description(self) -> &'static str {
+                match self {
+                    $(Self::$name => $text,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
     /// 0x00: no error.
-    None = 0x00,
+    None = 0x00, "no error";
     /// 0x01: a listener failed to accept a connection.
-    Accept = 0x01,
+    Accept = 0x01, "accept failure";
     /// 0x02: the symmetric cipher's tag, or a signature, did not verify.
-    Authentication = 0x02,
+    Authentication = 0x02, "authentication failure";
     /// 0x03: the channel is down (not established, or already failed).
-    ChannelDown = 0x03,
+    ChannelDown = 0x03, "channel down";
     /// 0x04: the connection failed.
-    Connection = 0x04,
+    Connection = 0x04, "connection failure";
     /// 0x05: connecting to the remote host failed.
-    Connect = 0x05,
+    Connect = 0x05, "connect failure";
     /// 0x06: KEM decapsulation failed.
-    Decapsulation = 0x06,
+    Decapsulation = 0x06, "decapsulation failure";
     /// 0x07: decryption failed.
-    Decryption = 0x07,
+    Decryption = 0x07, "decryption failure";
     /// 0x08: the establish step of the key exchange failed.
-    Establish = 0x08,
+    Establish = 0x08, "establish failure";
     /// 0x09: the exchange step of the key exchange failed.
-    Exchange = 0x09,
+    Exchange = 0x09, "exchange failure";
     /// 0x0A: a transcript hash did not match (exchange response).
-    HashInvalid = 0x0A,
+    HashInvalid = 0x0A, "hash invalid";
     /// 0x0B: the server has too many hosts connected.
-    HostsExceeded = 0x0B,
+    HostsExceeded = 0x0B, "hosts exceeded";
     /// 0x0C: an argument was invalid.
-    InvalidInput = 0x0C,
+    InvalidInput = 0x0C, "invalid input";
     /// 0x0D: the packet (flag) was not expected in this state.
-    InvalidRequest = 0x0D,
+    InvalidRequest = 0x0D, "invalid request";
     /// 0x0E: a peer key has expired.
-    KeyExpired = 0x0E,
+    KeyExpired = 0x0E, "key expired";
     /// 0x0F: the key identity is not recognized.
-    KeyUnrecognized = 0x0F,
+    KeyUnrecognized = 0x0F, "key unrecognized";
     /// 0x10: the keychain failed.
-    Keychain = 0x10,
+    Keychain = 0x10, "keychain failure";
     /// 0x11: the listener failed.
-    Listener = 0x11,
+    Listener = 0x11, "listener failure";
     /// 0x12: a memory allocation failed.
-    Memory = 0x12,
+    Memory = 0x12, "memory failure";
     /// 0x13: the packet's time stamp is outside the validity window.
-    MessageTimeInvalid = 0x13,
+    MessageTimeInvalid = 0x13, "message time invalid";
     /// 0x14: the packet arrived out of sequence.
-    PacketUnsequenced = 0x14,
+    PacketUnsequenced = 0x14, "packet unsequenced";
     /// 0x15: the random generator failed.
-    Random = 0x15,
+    Random = 0x15, "random generator failure";
     /// 0x16: receiving failed (including a packet whose length is wrong).
-    Receive = 0x16,
+    Receive = 0x16, "receive failure";
     /// 0x17: transmitting failed.
-    Transmit = 0x17,
+    Transmit = 0x17, "transmit failure";
     /// 0x18: the protocol (configuration string) is unknown.
-    UnknownProtocol = 0x18,
+    UnknownProtocol = 0x18, "unknown protocol";
     /// 0x19: verification (of a transcript hash) failed.
-    Verify = 0x19,
+    Verify = 0x19, "verify failure";
     /// 0x1A: the peer keys do not belong together.
-    PeerKeyMismatch = 0x1A,
+    PeerKeyMismatch = 0x1A, "peer key mismatch";
     /// 0x1B: the peer asked to disconnect (a normal close).
-    DisconnectRequest = 0x1B,
+    DisconnectRequest = 0x1B, "disconnect request";
     /// 0x1C: a general failure.
-    General = 0x1C,
+    General = 0x1C, "general failure";
 }
 
 impl ErrorCode {
-    /// Every code, in wire order.
-    pub const ALL: [ErrorCode; 29] = [
-        Self::None,
-        Self::Accept,
-        Self::Authentication,
-        Self::ChannelDown,
-        Self::Connection,
-        Self::Connect,
-        Self::Decapsulation,
-        Self::Decryption,
-        Self::Establish,
-        Self::Exchange,
-        Self::HashInvalid,
-        Self::HostsExceeded,
-        Self::InvalidInput,
-        Self::InvalidRequest,
-        Self::KeyExpired,
-        Self::KeyUnrecognized,
-        Self::Keychain,
-        Self::Listener,
-        Self::Memory,
-        Self::MessageTimeInvalid,
-        Self::PacketUnsequenced,
-        Self::Random,
-        Self::Receive,
-        Self::Transmit,
-        Self::UnknownProtocol,
-        Self::Verify,
-        Self::PeerKeyMismatch,
-        Self::DisconnectRequest,
-        Self::General,
-    ];
-
     /// The code for a wire byte; `None` for bytes above 0x1C.
     pub const fn from_u8(byte: u8) -> Option<ErrorCode> {
         let i = byte as usize;
@@ -133,41 +128,6 @@ impl ErrorCode {
             Self::PacketUnsequenced => Some("The packet was received out of sequence"),
             Self::Receive => Some("The receiver failed at the network layer"),
             _ => None,
-        }
-    }
-
-    /// A short lowercase description (ours, not the reference's).
-    pub const fn description(self) -> &'static str {
-        match self {
-            Self::None => "no error",
-            Self::Accept => "accept failure",
-            Self::Authentication => "authentication failure",
-            Self::ChannelDown => "channel down",
-            Self::Connection => "connection failure",
-            Self::Connect => "connect failure",
-            Self::Decapsulation => "decapsulation failure",
-            Self::Decryption => "decryption failure",
-            Self::Establish => "establish failure",
-            Self::Exchange => "exchange failure",
-            Self::HashInvalid => "hash invalid",
-            Self::HostsExceeded => "hosts exceeded",
-            Self::InvalidInput => "invalid input",
-            Self::InvalidRequest => "invalid request",
-            Self::KeyExpired => "key expired",
-            Self::KeyUnrecognized => "key unrecognized",
-            Self::Keychain => "keychain failure",
-            Self::Listener => "listener failure",
-            Self::Memory => "memory failure",
-            Self::MessageTimeInvalid => "message time invalid",
-            Self::PacketUnsequenced => "packet unsequenced",
-            Self::Random => "random generator failure",
-            Self::Receive => "receive failure",
-            Self::Transmit => "transmit failure",
-            Self::UnknownProtocol => "unknown protocol",
-            Self::Verify => "verify failure",
-            Self::PeerKeyMismatch => "peer key mismatch",
-            Self::DisconnectRequest => "disconnect request",
-            Self::General => "general failure",
         }
     }
 }
@@ -326,19 +286,6 @@ pub enum Malformed {
     },
 }
 
-impl Malformed {
-    /// The DKTP code for this error.
-    pub fn wire_code(&self) -> ErrorCode {
-        match self {
-            Self::UnknownFlag(_) => ErrorCode::InvalidRequest,
-            Self::Truncated { .. }
-            | Self::TooLong { .. }
-            | Self::LengthMismatch { .. }
-            | Self::ErrorPacketShape { .. } => ErrorCode::Receive,
-        }
-    }
-}
-
 impl fmt::Display for Malformed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -365,6 +312,19 @@ impl fmt::Display for Malformed {
                 "error packet with message length {msglen} and {received} bytes fits no known \
                  form; treat the peer as gone"
             ),
+        }
+    }
+}
+
+impl Malformed {
+    /// The DKTP code for this error.
+    pub fn wire_code(&self) -> ErrorCode {
+        match self {
+            Self::UnknownFlag(_) => ErrorCode::InvalidRequest,
+            Self::Truncated { .. }
+            | Self::TooLong { .. }
+            | Self::LengthMismatch { .. }
+            | Self::ErrorPacketShape { .. } => ErrorCode::Receive,
         }
     }
 }
@@ -421,20 +381,6 @@ pub enum PeerMisbehaved {
     Replayed,
 }
 
-impl PeerMisbehaved {
-    /// The DKTP code for this error.
-    pub fn wire_code(&self) -> ErrorCode {
-        match self {
-            Self::Unsequenced { .. } | Self::Replayed => ErrorCode::PacketUnsequenced,
-            Self::StaleTime { .. } => ErrorCode::MessageTimeInvalid,
-            Self::UnexpectedLength { .. } | Self::TooShort { .. } => ErrorCode::Receive,
-            Self::UnexpectedFlag { .. }
-            | Self::UnexpectedPacket { .. }
-            | Self::UnauthenticatedError { .. } => ErrorCode::InvalidRequest,
-        }
-    }
-}
-
 impl fmt::Display for PeerMisbehaved {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -483,6 +429,20 @@ impl fmt::Display for PeerMisbehaved {
     }
 }
 
+impl PeerMisbehaved {
+    /// The DKTP code for this error.
+    pub fn wire_code(&self) -> ErrorCode {
+        match self {
+            Self::Unsequenced { .. } | Self::Replayed => ErrorCode::PacketUnsequenced,
+            Self::StaleTime { .. } => ErrorCode::MessageTimeInvalid,
+            Self::UnexpectedLength { .. } | Self::TooShort { .. } => ErrorCode::Receive,
+            Self::UnexpectedFlag { .. }
+            | Self::UnexpectedPacket { .. }
+            | Self::UnauthenticatedError { .. } => ErrorCode::InvalidRequest,
+        }
+    }
+}
+
 /// The peer runs a configuration or keys this side cannot work with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -495,18 +455,6 @@ pub enum PeerIncompatible {
     KeyUnrecognized,
     /// The local and remote peer keys are not linked (`peerid != keyid`).
     PeerKeyMismatch,
-}
-
-impl PeerIncompatible {
-    /// The DKTP code for this error.
-    pub fn wire_code(&self) -> ErrorCode {
-        match self {
-            Self::UnknownProtocol => ErrorCode::UnknownProtocol,
-            Self::KeyExpired => ErrorCode::KeyExpired,
-            Self::KeyUnrecognized => ErrorCode::KeyUnrecognized,
-            Self::PeerKeyMismatch => ErrorCode::PeerKeyMismatch,
-        }
-    }
 }
 
 impl fmt::Display for PeerIncompatible {
@@ -524,6 +472,18 @@ impl fmt::Display for PeerIncompatible {
                  load the remote key this local key was paired with"
             }
         })
+    }
+}
+
+impl PeerIncompatible {
+    /// The DKTP code for this error.
+    pub fn wire_code(&self) -> ErrorCode {
+        match self {
+            Self::UnknownProtocol => ErrorCode::UnknownProtocol,
+            Self::KeyExpired => ErrorCode::KeyExpired,
+            Self::KeyUnrecognized => ErrorCode::KeyUnrecognized,
+            Self::PeerKeyMismatch => ErrorCode::PeerKeyMismatch,
+        }
     }
 }
 
@@ -564,23 +524,6 @@ pub enum Misuse {
     InvalidSetting,
 }
 
-impl Misuse {
-    /// The DKTP code for this error.
-    pub fn wire_code(&self) -> ErrorCode {
-        match self {
-            Self::NotEstablished => ErrorCode::ChannelDown,
-            Self::EmptyMessage | Self::MessageTooLong { .. } | Self::BufferTooSmall { .. } => {
-                ErrorCode::InvalidInput
-            }
-            Self::SequenceExhausted => ErrorCode::PacketUnsequenced,
-            Self::RatchetOutstanding | Self::RatchetUnavailable | Self::WrongState => {
-                ErrorCode::InvalidRequest
-            }
-            Self::InvalidSetting => ErrorCode::InvalidInput,
-        }
-    }
-}
-
 impl fmt::Display for Misuse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -610,6 +553,23 @@ impl fmt::Display for Misuse {
                 f.write_str("this call does not fit the connection's current state")
             }
             Self::InvalidSetting => f.write_str("a setting was refused; see the setter's docs"),
+        }
+    }
+}
+
+impl Misuse {
+    /// The DKTP code for this error.
+    pub fn wire_code(&self) -> ErrorCode {
+        match self {
+            Self::NotEstablished => ErrorCode::ChannelDown,
+            Self::EmptyMessage | Self::MessageTooLong { .. } | Self::BufferTooSmall { .. } => {
+                ErrorCode::InvalidInput
+            }
+            Self::SequenceExhausted => ErrorCode::PacketUnsequenced,
+            Self::RatchetOutstanding | Self::RatchetUnavailable | Self::WrongState => {
+                ErrorCode::InvalidRequest
+            }
+            Self::InvalidSetting => ErrorCode::InvalidInput,
         }
     }
 }
@@ -655,25 +615,6 @@ pub enum CryptoFailure {
     Primitive,
 }
 
-impl CryptoFailure {
-    /// The DKTP code for this error (FACTS §6, §9 item 9).
-    pub fn wire_code(&self) -> ErrorCode {
-        match self {
-            Self::Authentication | Self::Signature => ErrorCode::Authentication,
-            Self::HashMismatch => ErrorCode::Verify,
-            Self::ExchangeHashMismatch => ErrorCode::HashInvalid,
-            Self::Decapsulation => ErrorCode::Decapsulation,
-            Self::Random => ErrorCode::Random,
-            Self::Decryption => ErrorCode::Decryption,
-            Self::TranscriptMismatch => ErrorCode::Establish,
-            Self::Encapsulation => ErrorCode::Exchange,
-            Self::ZeroPublicKey => ErrorCode::Decapsulation,
-            Self::Unsupported => ErrorCode::UnknownProtocol,
-            Self::Primitive => ErrorCode::General,
-        }
-    }
-}
-
 impl fmt::Display for CryptoFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -708,23 +649,79 @@ impl fmt::Display for CryptoFailure {
     }
 }
 
-macro_rules! into_error {
-    ($($group:ident => $variant:ident),* $(,)?) => {$(
-        impl From<$group> for Error {
-            fn from(e: $group) -> Error {
-                Error::$variant(e)
+impl CryptoFailure {
+    /// The DKTP code for this error (FACTS §6, §9 item 9).
+    pub fn wire_code(&self) -> ErrorCode {
+        match self {
+            Self::Authentication | Self::Signature => ErrorCode::Authentication,
+            Self::HashMismatch => ErrorCode::Verify,
+            Self::ExchangeHashMismatch => ErrorCode::HashInvalid,
+            Self::Decapsulation => ErrorCode::Decapsulation,
+            Self::Random => ErrorCode::Random,
+            Self::Decryption => ErrorCode::Decryption,
+            Self::TranscriptMismatch => ErrorCode::Establish,
+            Self::Encapsulation => ErrorCode::Exchange,
+            Self::ZeroPublicKey => ErrorCode::Decapsulation,
+            Self::Unsupported => ErrorCode::UnknownProtocol,
+            Self::Primitive => ErrorCode::General,
+        }
+    }
+}
+
+/// Which use of a post-quantum primitive failed. The same [`PqError`] is this side's fault
+/// or the peer's depending on the step, so every failure is mapped here, by
+/// [`Error::pq`], and nowhere else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PqStep {
+    /// This side's own key generation or signing (its primitives and coins).
+    Local,
+    /// Encapsulation to the peer's ephemeral key: the key is at fault unless coins or the
+    /// build are. An all-zero McEliece key (FACTS §11.5) has its own error and code (0x06).
+    Encapsulate,
+    /// Decapsulation of the peer's ciphertext.
+    Decapsulate,
+    /// Verification of the peer's signature: any failure is 0x02.
+    Verify,
+}
+
+impl Error {
+    /// The engine's error for a post-quantum primitive's failure at `step`.
+    pub(crate) fn pq(step: PqStep, e: PqError) -> Error {
+        let failure = match (step, e) {
+            (PqStep::Verify, _) => CryptoFailure::Signature,
+            (_, PqError::Unsupported { .. }) => CryptoFailure::Unsupported,
+            (PqStep::Decapsulate, _) => CryptoFailure::Decapsulation,
+            (PqStep::Encapsulate, PqError::Length { .. } | PqError::InvalidPublicKey) => {
+                CryptoFailure::Encapsulation
+            }
+            (PqStep::Encapsulate, PqError::ZeroPublicKey) => CryptoFailure::ZeroPublicKey,
+            (_, PqError::Random) => CryptoFailure::Random,
+            _ => CryptoFailure::Primitive,
+        };
+        failure.into()
+    }
+}
+
+/// `impl From<Source> for Target` for each `Source => Variant`, wrapping the source in
+/// that variant of `Target`.
+macro_rules! from_variants {
+    ($target:ident { $($source:ident => $variant:ident),* $(,)? }) => {$(
+        impl From<$source> for $target {
+            fn from(e: $source) -> $target {
+                $target::$variant(e)
             }
         }
     )*};
 }
+pub(crate) use from_variants;
 
-into_error! {
+from_variants!(Error {
     Malformed => Malformed,
     PeerMisbehaved => PeerMisbehaved,
     PeerIncompatible => PeerIncompatible,
     Misuse => Misuse,
     CryptoFailure => Crypto,
-}
+});
 
 #[cfg(test)]
 mod tests {
@@ -778,6 +775,54 @@ mod tests {
             ErrorCode::General
         );
         assert!(Error::PeerReported { code: 0x1b }.is_disconnect_request());
+    }
+
+    #[test]
+    fn pq_failures_map_by_step() {
+        let steps = [
+            PqStep::Local,
+            PqStep::Encapsulate,
+            PqStep::Decapsulate,
+            PqStep::Verify,
+        ];
+        let errors = [
+            PqError::Random,
+            PqError::Unsupported {
+                alg: "x",
+                reason: "y",
+            },
+            PqError::Length {
+                what: "ek",
+                expected: 1,
+                actual: 2,
+            },
+            PqError::InvalidPublicKey,
+            PqError::ZeroPublicKey,
+            PqError::SigningFailed,
+            PqError::BadSignature,
+        ];
+        // The wire code per error (rows, in the order above) and step (columns): this
+        // side's coins and build, the peer's key, the peer's ciphertext, its signature.
+        let codes: [[u8; 4]; 7] = [
+            [0x15, 0x15, 0x06, 0x02],
+            [0x18, 0x18, 0x18, 0x02],
+            [0x1c, 0x09, 0x06, 0x02],
+            [0x1c, 0x09, 0x06, 0x02],
+            [0x1c, 0x06, 0x06, 0x02],
+            [0x1c, 0x1c, 0x06, 0x02],
+            [0x1c, 0x1c, 0x06, 0x02],
+        ];
+        for (e, row) in errors.iter().zip(codes) {
+            for (&step, code) in steps.iter().zip(row) {
+                let got = Error::pq(step, e.clone());
+                assert_eq!(got.wire_code().as_u8(), code, "{step:?} {e:?}");
+            }
+        }
+        // The all-zero McEliece key is its own failure, under the decapsulation code.
+        assert_eq!(
+            Error::pq(PqStep::Encapsulate, PqError::ZeroPublicKey),
+            Error::Crypto(CryptoFailure::ZeroPublicKey)
+        );
     }
 
     #[test]

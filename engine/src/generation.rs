@@ -69,8 +69,7 @@ use core::fmt;
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::kex::PeerKeys;
-use crate::peer_key::PSS_SIZE;
+use crate::peer_key::{PSS_SIZE, PeerKeys};
 
 /// A stored generation's length: number, local and remote secrets.
 const GENERATION_LEN: usize = 8 + 2 * PSS_SIZE;

@@ -1,5 +1,6 @@
 //! The DKTP key schedule: channel keys and pre-shared-secret updates at the end of the
-//! handshake (FACTS §6), and the asymmetric-ratchet re-key (FACTS §8).
+//! handshake (FACTS §6, [`PssUpdate`] what a party stores of them), and the
+//! asymmetric-ratchet re-key (FACTS §8).
 //!
 //! All derivations are cSHAKE512 (the QSC rate-72 cSHAKE, [`crate::keccak::cshake512`])
 //! called as `cSHAKE512(X, N, S)`: X the secret, N the label, S the pre-shared secret
@@ -12,7 +13,9 @@ use core::fmt;
 
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use crate::error::{CryptoFailure, Error};
 use crate::keccak::cshake512;
+use crate::rcs::Rcs512Channel;
 
 /// Function name N of the first channel derivation (the client's tx, the server's rx).
 pub const TX_LABEL: &[u8] = b"DKTP:TXKEY:V1";
@@ -71,6 +74,11 @@ impl fmt::Debug for ChannelKey {
     }
 }
 
+/// The RCS-512 channel of a derived key (DKTP keys every channel with an empty info).
+pub(crate) fn channel(key: &ChannelKey) -> Result<Rcs512Channel, Error> {
+    Rcs512Channel::new(key.key(), key.nonce(), &[]).map_err(|_| CryptoFailure::Primitive.into())
+}
+
 /// A 32-byte pre-shared secret, as stored in a peer key (FACTS §5).
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub struct Pss([u8; PSS_LEN]);
@@ -97,6 +105,17 @@ impl fmt::Debug for Pss {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Pss(<redacted>)")
     }
+}
+
+/// The pre-shared secrets after a handshake or ratchet advanced them: store `local` into the
+/// local peer key and `remote` into the remote peer key (FACTS §5) before sending the packet
+/// that accompanies them.
+#[derive(Debug)]
+pub struct PssUpdate {
+    /// This party's own pre-shared secret.
+    pub local: Pss,
+    /// The peer's pre-shared secret.
+    pub remote: Pss,
 }
 
 /// What the handshake derives for one side.
@@ -164,15 +183,14 @@ pub fn server_keys(
     pssl: &[u8; PSS_LEN],
     pssr: &[u8; PSS_LEN],
 ) -> HandshakeKeys {
-    let r = derive(secr, TX_LABEL, pssl);
-    let pssr = update_pss(pssr, &r);
-    let t = derive(secl, RX_LABEL, pssr.as_bytes());
-    let pssl = update_pss(pssl, &t);
+    // The same two derivations in the same order: the client's inputs are the server's
+    // swapped, and so are the outputs.
+    let client = client_keys(secr, secl, pssr, pssl);
     HandshakeKeys {
-        tx: ChannelKey::split(&t),
-        rx: ChannelKey::split(&r),
-        pssl,
-        pssr,
+        tx: client.rx,
+        rx: client.tx,
+        pssl: client.pssr,
+        pssr: client.pssl,
     }
 }
 

@@ -33,13 +33,14 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::connection::Connection;
 use crate::error::Error;
 use crate::generation::Generations;
 use crate::kex::server::{AwaitConnectRequest, AwaitExchangeRequest};
-use crate::kex::{Flight, Peer, PeerKeys, PeerLookup, ReplayGate, Settings};
-use crate::peer_key::KEYID_SIZE;
+use crate::kex::{Flight, ReplayGate};
+use crate::peer_key::{KEYID_SIZE, PeerKeys};
+use crate::peers::{Peer, PeerLookup};
 use crate::pq::Entropy;
+use crate::settings::Settings;
 
 /// A key id (the server's local key's, which the client names in its connect request).
 pub type KeyId = [u8; KEYID_SIZE];
@@ -243,11 +244,10 @@ impl Listener {
         }
     }
 
-    /// A server connection for a transport just accepted; its first packet is checked
-    /// against this listener's peers and gate. `now` starts its handshake deadline.
-    pub fn accept(&self, now: u64) -> Connection {
+    /// Counts a connection accepted ([`accept`](Self::accept), which the connection layer
+    /// implements: a listener makes connections, and sits below them).
+    pub(crate) fn count_accepted(&self) {
         self.inner.counters.accepted.fetch_add(1, Ordering::Relaxed);
-        Connection::accepted(self.clone(), now)
     }
 
     /// The first packet of a server connection: the cheap checks under the lock, the

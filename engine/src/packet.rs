@@ -1,7 +1,9 @@
 //! DKTP packets: the 21-byte header, stream framing, error packets and the reference's
-//! header checks (FACTS §4, §6, §7).
+//! header checks (FACTS §4, §6, §7), and the packets this side sends: their header and
+//! assembly, and the one seal every encrypted packet goes through (`seal_packet`: header,
+//! body and tag, sealed in place).
 //!
-//! Everything here is pure: the local clock is an argument (`now`, Unix seconds UTC) and
+//! The reading side is pure: the local clock is an argument (`now`, Unix seconds UTC) and
 //! nothing allocates. Every function accepts any byte string without panicking.
 //!
 //! ```text
@@ -10,6 +12,8 @@
 //! ```
 
 use crate::error::{Error, ErrorCode, Malformed, Misuse, PeerMisbehaved};
+pub use crate::flag::Flag;
+use crate::rcs::Rcs512Channel;
 
 /// Length of the serialized header.
 pub const HEADER_LEN: usize = 21;
@@ -39,71 +43,11 @@ pub const SEALED_ERROR_MSGLEN: u32 = 1 + TAG_LEN as u32;
 /// Length of an encrypted close packet (86 bytes).
 pub const SEALED_ERROR_LEN: usize = HEADER_LEN + 1 + TAG_LEN;
 
-/// Packet types the reference sends (FACTS §4). Flags 0x10/0x11 (keep-alive, symmetric
-/// ratchet) are never sent and are treated as unknown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Flag {
-    /// 0x01: client → server, opens the handshake.
-    ConnectRequest = 0x01,
-    /// 0x02: server → client, carries the server's ephemeral KEM key.
-    ConnectResponse = 0x02,
-    /// 0x03: terminate (defined; the reference never sends it, FACTS §9 item 10).
-    Terminate = 0x03,
-    /// 0x04: an application message on an established channel.
-    EncryptedMessage = 0x04,
-    /// 0x05: client → server KEM exchange.
-    ExchangeRequest = 0x05,
-    /// 0x06: server → client KEM exchange.
-    ExchangeResponse = 0x06,
-    /// 0x07: client → server, proves the channel keys.
-    EstablishRequest = 0x07,
-    /// 0x08: server → client, proves the channel keys.
-    EstablishResponse = 0x08,
-    /// 0x0E: asks the peer to re-key one direction.
-    AsymmetricRatchetRequest = 0x0e,
-    /// 0x0F: answers a ratchet request.
-    AsymmetricRatchetResponse = 0x0f,
-    /// 0x12: an error packet (handshake error or close).
-    ErrorCondition = 0x12,
-}
-
-impl Flag {
-    /// The flag for a wire byte; `None` for bytes DKTP does not send.
-    pub const fn from_u8(byte: u8) -> Option<Flag> {
-        Some(match byte {
-            0x01 => Self::ConnectRequest,
-            0x02 => Self::ConnectResponse,
-            0x03 => Self::Terminate,
-            0x04 => Self::EncryptedMessage,
-            0x05 => Self::ExchangeRequest,
-            0x06 => Self::ExchangeResponse,
-            0x07 => Self::EstablishRequest,
-            0x08 => Self::EstablishResponse,
-            0x0e => Self::AsymmetricRatchetRequest,
-            0x0f => Self::AsymmetricRatchetResponse,
-            0x12 => Self::ErrorCondition,
-            _ => return None,
-        })
-    }
-
-    /// The wire byte.
-    pub const fn as_u8(self) -> u8 {
-        self as u8
-    }
-}
-
 impl TryFrom<u8> for Flag {
     type Error = Error;
 
     fn try_from(byte: u8) -> Result<Flag, Error> {
         Flag::from_u8(byte).ok_or(Error::Malformed(Malformed::UnknownFlag(byte)))
-    }
-}
-
-impl From<Flag> for u8 {
-    fn from(flag: Flag) -> u8 {
-        flag.as_u8()
     }
 }
 
@@ -179,6 +123,59 @@ impl Header {
     /// Packet length (header and message); `None` if it does not fit in `usize`.
     pub fn packet_len(&self) -> Option<usize> {
         usize::try_from(self.msglen).ok()?.checked_add(HEADER_LEN)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Packets this side sends
+
+/// A header's msglen for a message of `n` bytes (handshake messages are at most 1.4 MB,
+/// data messages at most [`MAX_MESSAGE`]).
+pub(crate) fn msglen(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The 21 header bytes of a packet this side sends, carrying a `len`-byte message.
+pub(crate) fn header(flag: Flag, seq: u64, now: u64, len: usize) -> [u8; HEADER_LEN] {
+    Header::new(flag, msglen(len), seq, now).encode()
+}
+
+/// `header ‖ parts...`, zero-filled to the `len`-byte message the header declares: the
+/// whole packet of a plaintext message, or of one to seal, whose tag then fills the rest
+/// ([`seal_packet`]).
+pub(crate) fn assemble(header: &[u8; HEADER_LEN], len: usize, parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + len);
+    out.extend_from_slice(header);
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+    out.resize(HEADER_LEN + len, 0);
+    out
+}
+
+/// Seals a packet in place on `tx` (FACTS §7): `packet` is `header ‖ plaintext ‖ tag room`
+/// ([`TAG_LEN`] bytes); the plaintext is encrypted with the header as AD and the tag
+/// written into the room. Every encrypted packet is made here: the establish request and
+/// response, ratchet requests and responses, the sealed close and data packets.
+///
+/// A failed seal (a dead transmit channel, a packet without room for its header and tag)
+/// is [`Misuse::NotEstablished`] (0x03, channel down), wherever it happens; the caller's
+/// session ends.
+#[inline]
+pub(crate) fn seal_packet(tx: &mut Rcs512Channel, packet: &mut [u8]) -> Result<(), Error> {
+    let sealed = match packet.len().checked_sub(HEADER_LEN + TAG_LEN) {
+        Some(body_len) => {
+            // In bounds: the packet holds the header, `body_len` bytes and the tag.
+            let (head, rest) = packet.split_at_mut(HEADER_LEN);
+            let (body, tag) = rest.split_at_mut(body_len);
+            tx.seal_in_place(head, body, tag).is_ok()
+        }
+        None => false,
+    };
+    if sealed {
+        Ok(())
+    } else {
+        Err(Misuse::NotEstablished.into())
     }
 }
 
@@ -633,6 +630,29 @@ mod tests {
         // Header only.
         let e = Header::new(Flag::ErrorCondition, 1, 4, NOW).encode();
         assert!(parse_error_packet(&e, false).is_err());
+    }
+
+    #[test]
+    fn seal_packet_seals_the_body_in_place_with_the_header_as_ad() {
+        let channel = || Rcs512Channel::new(&[7; 64], &[9; 32], &[]).unwrap();
+        let (mut tx, mut rx) = (channel(), channel());
+        let len = 3 + TAG_LEN;
+        let h = header(Flag::EncryptedMessage, 4, NOW, len);
+        let mut p = assemble(&h, len, &[b"abc"]);
+        assert_eq!(p.len(), HEADER_LEN + len);
+        seal_packet(&mut tx, &mut p).unwrap();
+        assert_eq!(p[..HEADER_LEN], h);
+        assert_ne!(&p[HEADER_LEN..HEADER_LEN + 3], b"abc");
+        let (head, rest) = p.split_at_mut(HEADER_LEN);
+        let (body, tag) = rest.split_at_mut(3);
+        rx.open_in_place(head, body, tag).unwrap();
+        assert_eq!(body, b"abc");
+        // No room for the header and the tag: the one failed-seal error (0x03).
+        let mut short = [0u8; HEADER_LEN + TAG_LEN - 1];
+        assert_eq!(
+            seal_packet(&mut tx, &mut short),
+            Err(Error::Misuse(Misuse::NotEstablished))
+        );
     }
 
     fn expect() -> HandshakeExpect {

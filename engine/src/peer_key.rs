@@ -3,7 +3,8 @@
 //! Each party generates its own pair with [`generate`] (expiry now + 365 days, 32 random
 //! bytes of pre-shared secret, then the signature key pair), keeps the [`LocalPeerKey`] and
 //! hands the [`RemotePeerKey`] to its peer. [`link`] binds a local key to the peer's remote
-//! key (`local.peerid = remote.keyid`); [`check_link`] refuses a mismatch (wire 0x1A).
+//! key (`local.peerid = remote.keyid`); [`check_link`] refuses a mismatch (wire 0x1A). A
+//! linked pair is one [`PeerKeys`], what the handshake takes.
 //!
 //! Layouts (integers little-endian):
 //! - remote: `config[36] ‖ expiration u64 ‖ keyid[16] ‖ pss[32] ‖ verkey`
@@ -12,6 +13,8 @@
 //! Time and randomness are arguments. Secrets (pss, sigkey) zeroize on drop and never print.
 
 use crate::config::{CONFIG_SIZE, Config, ConfigError};
+use crate::error::{Error, PeerIncompatible};
+use crate::key_schedule::{Pss, PssUpdate};
 use crate::pq::{Entropy, PqError, SigningKey};
 use core::fmt;
 use zeroize::{Zeroize, Zeroizing};
@@ -81,28 +84,19 @@ impl fmt::Display for PeerKeyError {
 
 impl std::error::Error for PeerKeyError {}
 
-impl From<ConfigError> for PeerKeyError {
-    fn from(e: ConfigError) -> Self {
-        PeerKeyError::Config(e)
-    }
-}
+crate::error::from_variants!(PeerKeyError {
+    ConfigError => Config,
+    PqError => Pq,
+});
 
-impl From<PqError> for PeerKeyError {
-    fn from(e: PqError) -> Self {
-        PeerKeyError::Pq(e)
-    }
-}
-
-/// The key a party keeps: its signing key, identities and pre-shared secret.
+/// The key a party keeps: its signing key, identities and pre-shared secret. It holds the
+/// remote key it hands out ([`LocalPeerKey::remote`]) and adds the peer's id and the
+/// signing key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct LocalPeerKey {
-    config: Config,
-    expiration: u64,
-    keyid: [u8; KEYID_SIZE],
+    public: RemotePeerKey,
     peerid: [u8; KEYID_SIZE],
-    pss: Zeroizing<[u8; PSS_SIZE]>,
     sigkey: SigningKey,
-    verkey: Vec<u8>,
 }
 
 /// The key a party hands to its peer: verification key, identity and pre-shared secret.
@@ -128,22 +122,18 @@ pub fn generate(
     let mut pss = Zeroizing::new([0u8; PSS_SIZE]);
     rng.fill(&mut pss[..])?;
     let kp = config.sig().generate(rng)?;
-    let remote = RemotePeerKey {
-        config,
-        expiration,
-        keyid,
-        pss: pss.clone(),
-        verkey: kp.verifying.clone(),
-    };
     let local = LocalPeerKey {
-        config,
-        expiration,
-        keyid,
+        public: RemotePeerKey {
+            config,
+            expiration,
+            keyid,
+            pss,
+            verkey: kp.verifying,
+        },
         peerid: [0u8; KEYID_SIZE],
-        pss,
         sigkey: kp.signing,
-        verkey: kp.verifying,
     };
+    let remote = local.remote();
     Ok((local, remote))
 }
 
@@ -155,14 +145,20 @@ pub fn link(local: &mut LocalPeerKey, remote: &RemotePeerKey) {
 /// Refuses a local/remote pair that is not linked (peer id ≠ key id) or whose
 /// configurations differ (wire 0x1A).
 pub fn check_link(local: &LocalPeerKey, remote: &RemotePeerKey) -> Result<(), PeerKeyError> {
-    if local.peerid == remote.keyid && local.config == remote.config {
+    if local.peerid == remote.keyid && local.config() == remote.config {
         Ok(())
     } else {
         Err(PeerKeyError::Mismatch)
     }
 }
 
-fn parse_header(bytes: &[u8]) -> Result<(Config, u64, [u8; KEYID_SIZE]), PeerKeyError> {
+/// Reads the fields both layouts start with (`config ‖ expiration ‖ keyid`), then checks
+/// the image's whole length against what its configuration gives (`size`). Returns them
+/// and a reader at the next field.
+fn parse_header(
+    bytes: &[u8],
+    size: fn(&Config) -> usize,
+) -> Result<(Config, u64, [u8; KEYID_SIZE], Reader<'_>), PeerKeyError> {
     let cfg = bytes.get(..CONFIG_SIZE).ok_or(PeerKeyError::Length {
         expected: CONFIG_SIZE + 8 + KEYID_SIZE,
         actual: bytes.len(),
@@ -174,7 +170,14 @@ fn parse_header(bytes: &[u8]) -> Result<(Config, u64, [u8; KEYID_SIZE]), PeerKey
     };
     let expiration = u64::from_le_bytes(r.array()?);
     let keyid = r.array()?;
-    Ok((config, expiration, keyid))
+    let expected = size(&config);
+    if bytes.len() != expected {
+        return Err(PeerKeyError::Length {
+            expected,
+            actual: bytes.len(),
+        });
+    }
+    Ok((config, expiration, keyid, r))
 }
 
 /// A cursor over a buffer whose total length was checked beforehand.
@@ -204,69 +207,55 @@ impl<'a> Reader<'a> {
 impl LocalPeerKey {
     /// Parses a `.dskey` image, checking its length against its configuration.
     pub fn from_bytes(bytes: &[u8]) -> Result<LocalPeerKey, PeerKeyError> {
-        let (config, expiration, keyid) = parse_header(bytes)?;
-        let expected = config.local_peer_key_size();
-        if bytes.len() != expected {
-            return Err(PeerKeyError::Length {
-                expected,
-                actual: bytes.len(),
-            });
-        }
+        let (config, expiration, keyid, mut r) = parse_header(bytes, Config::local_peer_key_size)?;
         let s = config.sig().sizes();
-        let mut r = Reader {
-            bytes,
-            pos: CONFIG_SIZE + 8 + KEYID_SIZE,
-        };
         let peerid = r.array()?;
         let pss = Zeroizing::new(r.array()?);
         let sigkey = SigningKey::from_bytes(config.sig(), r.take(s.secret_key)?)?;
         let verkey = r.take(s.public_key)?.to_vec();
         Ok(LocalPeerKey {
-            config,
-            expiration,
-            keyid,
+            public: RemotePeerKey {
+                config,
+                expiration,
+                keyid,
+                pss,
+                verkey,
+            },
             peerid,
-            pss,
             sigkey,
-            verkey,
         })
     }
 
     /// The `.dskey` image (contains secrets; zeroized when dropped).
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut out = Zeroizing::new(Vec::with_capacity(self.config.local_peer_key_size()));
-        out.extend_from_slice(&self.config.to_wire());
-        out.extend_from_slice(&self.expiration.to_le_bytes());
-        out.extend_from_slice(&self.keyid);
+        let k = &self.public;
+        let mut out = Zeroizing::new(Vec::with_capacity(k.config.local_peer_key_size()));
+        out.extend_from_slice(&k.config.to_wire());
+        out.extend_from_slice(&k.expiration.to_le_bytes());
+        out.extend_from_slice(&k.keyid);
         out.extend_from_slice(&self.peerid);
-        out.extend_from_slice(&self.pss[..]);
+        out.extend_from_slice(&k.pss[..]);
         out.extend_from_slice(self.sigkey.expose());
-        out.extend_from_slice(&self.verkey);
+        out.extend_from_slice(&k.verkey);
         out
     }
 
     /// The remote key to hand to the peer (same config, expiry, key id, pss, verkey).
     pub fn remote(&self) -> RemotePeerKey {
-        RemotePeerKey {
-            config: self.config,
-            expiration: self.expiration,
-            keyid: self.keyid,
-            pss: self.pss.clone(),
-            verkey: self.verkey.clone(),
-        }
+        self.public.clone()
     }
 
     /// The configuration.
     pub fn config(&self) -> Config {
-        self.config
+        self.public.config()
     }
     /// Expiration, Unix seconds.
     pub fn expiration(&self) -> u64 {
-        self.expiration
+        self.public.expiration()
     }
     /// This party's key id.
     pub fn keyid(&self) -> &[u8; KEYID_SIZE] {
-        &self.keyid
+        self.public.keyid()
     }
     /// The linked peer's key id.
     pub fn peerid(&self) -> &[u8; KEYID_SIZE] {
@@ -274,11 +263,11 @@ impl LocalPeerKey {
     }
     /// The pre-shared secret (secret).
     pub fn pss(&self) -> &[u8; PSS_SIZE] {
-        &self.pss
+        self.public.pss()
     }
     /// Stores the pre-shared secret a completed handshake advanced (FACTS §5).
     pub fn set_pss(&mut self, pss: &[u8; PSS_SIZE]) {
-        self.pss.copy_from_slice(pss);
+        self.public.set_pss(pss);
     }
     /// The signing key (secret).
     pub fn signing_key(&self) -> &SigningKey {
@@ -286,46 +275,28 @@ impl LocalPeerKey {
     }
     /// The verification key.
     pub fn verification_key(&self) -> &[u8] {
-        &self.verkey
+        self.public.verification_key()
     }
     /// Whether the key has expired at `now` (Unix seconds).
     pub fn is_expired(&self, now: u64) -> bool {
-        now > self.expiration
+        self.public.is_expired(now)
     }
     /// [`PeerKeyError::Expired`] (wire 0x0E) when expired at `now`.
     pub fn check_expiry(&self, now: u64) -> Result<(), PeerKeyError> {
-        if self.is_expired(now) {
-            Err(PeerKeyError::Expired)
-        } else {
-            Ok(())
-        }
+        self.public.check_expiry(now)
     }
     /// Erases the secrets and identities (the reference's `dktp_local_peer_key_erase`).
     pub fn erase(&mut self) {
-        self.pss.zeroize();
-        self.sigkey = SigningKey::zeroed(self.config.sig());
-        self.verkey.zeroize();
-        self.keyid.zeroize();
+        self.sigkey = SigningKey::zeroed(self.public.config.sig());
         self.peerid.zeroize();
-        self.expiration = 0;
+        self.public.erase();
     }
 }
 
 impl RemotePeerKey {
     /// Parses a `.dpkey` image, checking its length against its configuration.
     pub fn from_bytes(bytes: &[u8]) -> Result<RemotePeerKey, PeerKeyError> {
-        let (config, expiration, keyid) = parse_header(bytes)?;
-        let expected = config.remote_peer_key_size();
-        if bytes.len() != expected {
-            return Err(PeerKeyError::Length {
-                expected,
-                actual: bytes.len(),
-            });
-        }
-        let mut r = Reader {
-            bytes,
-            pos: CONFIG_SIZE + 8 + KEYID_SIZE,
-        };
+        let (config, expiration, keyid, mut r) = parse_header(bytes, Config::remote_peer_key_size)?;
         let pss = Zeroizing::new(r.array()?);
         let verkey = r.take(config.sig().sizes().public_key)?.to_vec();
         Ok(RemotePeerKey {
@@ -393,12 +364,48 @@ impl RemotePeerKey {
     }
 }
 
+/// A linked pair of peer keys: this party's local key and its peer's remote key
+/// (`local.peerid == remote.keyid`, FACTS §5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerKeys {
+    /// This party's key (signing key, own pre-shared secret).
+    pub local: LocalPeerKey,
+    /// The peer's key (verification key, the peer's pre-shared secret).
+    pub remote: RemotePeerKey,
+}
+
+impl PeerKeys {
+    /// The configuration of the pair.
+    pub fn config(&self) -> Config {
+        self.local.config()
+    }
+
+    /// Refuses a pair that is not linked or mixes configurations (0x1A).
+    pub fn check_link(&self) -> Result<(), Error> {
+        check_link(&self.local, &self.remote).map_err(|_| PeerIncompatible::PeerKeyMismatch.into())
+    }
+
+    /// Stores advanced pre-shared secrets (what a [`PssUpdate`] carries).
+    pub fn apply(&mut self, update: &PssUpdate) {
+        self.local.set_pss(update.local.as_bytes());
+        self.remote.set_pss(update.remote.as_bytes());
+    }
+
+    pub(crate) fn pss_update(&self) -> PssUpdate {
+        PssUpdate {
+            local: Pss::new(*self.local.pss()),
+            remote: Pss::new(*self.remote.pss()),
+        }
+    }
+}
+
 impl fmt::Debug for LocalPeerKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let k = &self.public;
         f.debug_struct("LocalPeerKey")
-            .field("config", &self.config.to_string())
-            .field("expiration", &self.expiration)
-            .field("keyid", &Hex(&self.keyid))
+            .field("config", &k.config.to_string())
+            .field("expiration", &k.expiration)
+            .field("keyid", &Hex(&k.keyid))
             .field("peerid", &Hex(&self.peerid))
             .field("pss", &"<redacted>")
             .field("sigkey", &"<redacted>")

@@ -14,7 +14,7 @@
 //! Re-key: `prnd = cSHAKE512(ssec, domain, pss)[0..96]`, key `prnd[0..64]`, nonce
 //! `prnd[64..96]`, `pss ← cSHAKE512(prnd[0..32], "", pss)`
 //! ([`key_schedule::ratchet_with_domain`]); the domain is the deployment's identity string
-//! ([`Settings::with_ratchet_domain`](crate::kex::Settings::with_ratchet_domain)).
+//! ([`Settings::with_ratchet_domain`](crate::settings::Settings::with_ratchet_domain)).
 //!
 //! The hashes cover the bare key or ciphertext, without the header (FACTS §9 item 6). The
 //! requester sends nothing between its request and the response: the responder re-keys its
@@ -29,11 +29,10 @@
 
 use crate::error::{CryptoFailure, Error};
 use crate::keccak::sha3_512;
-use crate::kex::{self, channel};
-use crate::key_schedule::{self, PSS_LEN, Pss};
+use crate::key_schedule::{self, PSS_LEN, Pss, channel};
 use crate::pq::{Entropy, SigAlg, SigningKey};
 use crate::rcs::Rcs512Channel;
-use crate::transcript::HASH_LEN;
+use crate::transcript::{HASH_LEN, check_hash, sign, verify};
 
 /// `Sign(H(object)) ‖ object`, the plaintext of a ratchet request (object = ek) or
 /// response (object = ct).
@@ -43,7 +42,7 @@ pub(crate) fn signed_object(
     object: &[u8],
     rng: &mut dyn Entropy,
 ) -> Result<Vec<u8>, Error> {
-    let mut out = kex::sign(alg, key, &sha3_512(object), rng)?;
+    let mut out = sign(alg, key, &sha3_512(object), rng)?;
     out.extend_from_slice(object);
     Ok(out)
 }
@@ -59,8 +58,8 @@ pub(crate) fn open_signed_object<'a>(
     let (signed, object) = plaintext
         .split_at_checked(signed_len)
         .ok_or(Error::Crypto(CryptoFailure::Signature))?;
-    let hash = kex::verify(alg, peer_key, signed)?;
-    kex::check_hash(&sha3_512(object), hash, CryptoFailure::HashMismatch)?;
+    let hash = verify(alg, peer_key, signed)?;
+    check_hash(&sha3_512(object), hash, CryptoFailure::HashMismatch)?;
     Ok(object)
 }
 

@@ -12,8 +12,14 @@
 //!
 //! H is SHA3-512; `sph` is the 21-byte header of the packet that carries the message.
 //! Every value here can be computed from the public packets, so none is secret.
+//!
+//! A signed hash travels as an attached signature `Sign(hash) = sig ‖ hash` (`sign`,
+//! `verify`); the receiver recomputes the hash and compares (`check_hash`). The
+//! asymmetric ratchet signs `H(ek)` and `H(ct)` the same way ([`crate::ratchet`]).
 
+use crate::error::{CryptoFailure, Error, PqStep};
 use crate::keccak::Sha3_512;
+use crate::pq::{Entropy, SigAlg, SigningKey};
 
 /// SHA3-512 digest length.
 pub const HASH_LEN: usize = 64;
@@ -54,6 +60,38 @@ impl Transcript {
     /// The current value.
     pub fn hash(&self) -> &Hash {
         &self.0
+    }
+}
+
+/// Attached signature over a hash: `sig ‖ hash`.
+pub(crate) fn sign(
+    alg: SigAlg,
+    key: &SigningKey,
+    hash: &Hash,
+    rng: &mut dyn Entropy,
+) -> Result<Vec<u8>, Error> {
+    alg.sign(key, hash, rng)
+        .map_err(|e| Error::pq(PqStep::Local, e))
+}
+
+/// Verifies an attached signature and returns the signed hash; any failure is 0x02.
+pub(crate) fn verify<'a>(alg: SigAlg, key: &[u8], signed: &'a [u8]) -> Result<&'a [u8], Error> {
+    alg.verify(key, signed)
+        .map_err(|e| Error::pq(PqStep::Verify, e))
+}
+
+/// Compares a recomputed hash with the signed one in constant time; `failure` says which
+/// check it was (the reference reports some with their own code).
+pub(crate) fn check_hash(
+    computed: &Hash,
+    signed: &[u8],
+    failure: CryptoFailure,
+) -> Result<(), Error> {
+    use subtle::ConstantTimeEq;
+    if signed.len() == HASH_LEN && bool::from(computed.ct_eq(signed)) {
+        Ok(())
+    } else {
+        Err(failure.into())
     }
 }
 

@@ -786,7 +786,7 @@ fn whole<S: BatchSession>(session: &mut S, task: &mut Task<'_>, now: u64) -> Pre
                             body.copy_from_slice(payload);
                         }
                     }
-                    match seal_prepared(session, &h, len, slot) {
+                    match seal_prepared(session, len, slot) {
                         Ok(()) => Record::Sealed,
                         Err(e) => Record::Failed(e),
                     }

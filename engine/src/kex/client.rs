@@ -1,18 +1,18 @@
 //! The client side of the handshake (FACTS §6): [`start`] sends the connect request, then
-//! one type per awaited server message.
+//! one type per awaited server message. The last step's `handle`, which returns the
+//! [`Session`](crate::session::Session), is in the session layer (`session/handover.rs`).
 
-use crate::error::{CryptoFailure, Error, PeerIncompatible};
+use crate::error::{CryptoFailure, Error, PeerIncompatible, PqStep};
 use crate::generation::{Generation, Generations};
-use crate::kex::{
-    self, Commit, Fields, Flight, PeerKeys, Settings, assemble, channel, check_hash, header,
-    receive, sign, verify,
-};
-use crate::key_schedule;
-use crate::packet::{Flag, HEADER_LEN, TAG_LEN};
+use crate::kex::common::{Core, awaits, hashed_header, open_establish, seal_establish};
+use crate::kex::{Commit, Established, Flight, Role};
+use crate::key_schedule::{self, channel};
+use crate::packet::{Flag, HEADER_LEN, assemble};
+use crate::peer_key::PeerKeys;
 use crate::pq::{Entropy, KemSecretKey, SharedSecret};
 use crate::rcs::Rcs512Channel;
-use crate::session::{Role, Session};
-use crate::transcript::{Hash, Transcript, message_hash};
+use crate::settings::Settings;
+use crate::transcript::{Hash, Transcript, sign};
 
 /// Opens a handshake: checks the key pair (linked, 0x1A; the server's key not expired,
 /// 0x0E) and returns the connect request (0x01, sequence 0):
@@ -44,19 +44,20 @@ pub fn start_with(
         return Err(PeerIncompatible::KeyExpired.into());
     }
     let config = keys.config();
-    let sizes = config.message_sizes();
+    let len = config.message_sizes().connect_request;
     let keyid = *keys.remote.keyid();
     let cfg = config.to_wire();
-    let header = header(Flag::ConnectRequest, 0, now, sizes.connect_request);
-    let hm1 = message_hash(&header, &[&keyid, &cfg]);
+    let (header, hm1) = hashed_header(config, Flag::ConnectRequest, now, &[&keyid, &cfg]);
     let signed = sign(config.sig(), keys.local.signing_key(), &hm1, rng)?;
-    let packet = assemble(&header, sizes.connect_request, &[&keyid, &cfg, &signed]);
+    let packet = assemble(&header, len, &[&keyid, &cfg, &signed]);
     Ok(Flight {
         next: AwaitConnectResponse {
-            keys,
+            core: Core {
+                keys,
+                settings,
+                transcript: Transcript::start(&hm1),
+            },
             attempt: Attempt { secrets, base },
-            settings,
-            transcript: Transcript::start(&hm1),
         },
         packet,
     })
@@ -65,28 +66,18 @@ pub fn start_with(
 /// Awaits the connect response (0x02, sequence 0).
 #[derive(Debug, Clone)]
 pub struct AwaitConnectResponse {
-    keys: PeerKeys,
+    core: Core,
     attempt: Attempt,
-    settings: Settings,
-    transcript: Transcript,
 }
 
+awaits!(
+    AwaitConnectResponse,
+    ConnectResponse,
+    keys: "The keys in use.",
+    transcript: "The session hash so far (`sch1`).",
+);
+
 impl AwaitConnectResponse {
-    /// The keys in use.
-    pub fn keys(&self) -> &PeerKeys {
-        &self.keys
-    }
-
-    /// The session hash so far (`sch1`).
-    pub fn transcript(&self) -> &Hash {
-        self.transcript.hash()
-    }
-
-    /// The exact message length of the awaited packet, for framing.
-    pub fn expected_msglen(&self) -> usize {
-        self.keys.config().message_sizes().connect_response
-    }
-
     /// Verifies the server's signature over `H(sph ‖ ek_S)`, encapsulates to `ek_S`,
     /// generates the client's ephemeral key pair and returns the exchange request
     /// (0x05, sequence 1): `ct_C ‖ ek_C ‖ Sign(H(sph ‖ ct_C ‖ ek_C))`.
@@ -96,48 +87,27 @@ impl AwaitConnectResponse {
         now: u64,
         rng: &mut dyn Entropy,
     ) -> Result<Flight<AwaitExchangeResponse>, Error> {
-        let config = self.keys.config();
-        let sizes = config.message_sizes();
-        let (rx, _) = receive(
-            packet,
-            Flag::ConnectResponse,
-            sizes.connect_response,
-            0,
-            now,
-            self.settings.flag_check(),
-        )?;
+        let core = &mut self.core;
+        let config = core.keys.config();
+        let rx = core.receive(packet, Flag::ConnectResponse, now)?;
         let mut m = rx.message;
         let signed = m.take(config.signed_hash_size())?;
         let ek_s = m.rest();
-        let hm2 = verify(config.sig(), self.keys.remote.verification_key(), signed)?;
-        check_hash(
-            &message_hash(&rx.header, &[ek_s]),
-            hm2,
-            CryptoFailure::HashMismatch,
-        )?;
-        self.transcript.absorb(hm2);
+        core.check_signed(&rx.header, &[ek_s], signed, CryptoFailure::HashMismatch)?;
 
         // The reference's order of random draws: encapsulation, then key generation.
         let (ct_c, secl) = config
             .kem()
             .encapsulate(ek_s, rng)
-            .map_err(kex::encapsulation_error)?;
-        let kp = self.settings.generate_kem(config.kem(), rng)?;
-        let header = header(Flag::ExchangeRequest, 1, now, sizes.exchange_request);
-        let hm3 = message_hash(&header, &[&ct_c, &kp.public]);
-        let signed = sign(config.sig(), self.keys.local.signing_key(), &hm3, rng)?;
-        let packet = assemble(
-            &header,
-            sizes.exchange_request,
-            &[&ct_c, &kp.public, &signed],
-        );
-        self.transcript.absorb(&hm3);
+            .map_err(|e| Error::pq(PqStep::Encapsulate, e))?;
+        let kp = core.settings.generate_kem(config.kem(), rng)?;
+        let (header, signed) = core.sign(Flag::ExchangeRequest, now, &[&ct_c, &kp.public], rng)?;
+        let len = core.expected_len(Flag::ExchangeRequest);
+        let packet = assemble(&header, len, &[&ct_c, &kp.public, &signed]);
         Ok(Flight {
             next: AwaitExchangeResponse {
-                keys: self.keys,
+                core: self.core,
                 attempt: self.attempt,
-                settings: self.settings,
-                transcript: self.transcript,
                 secl,
                 dk: kp.secret,
             },
@@ -149,32 +119,22 @@ impl AwaitConnectResponse {
 /// Awaits the exchange response (0x06, sequence 1).
 #[derive(Debug, Clone)]
 pub struct AwaitExchangeResponse {
-    keys: PeerKeys,
+    core: Core,
     attempt: Attempt,
-    settings: Settings,
-    transcript: Transcript,
     /// The secret the client encapsulated to the server's key.
     secl: SharedSecret,
     /// The client's ephemeral decapsulation key.
     dk: KemSecretKey,
 }
 
+awaits!(
+    AwaitExchangeResponse,
+    ExchangeResponse,
+    keys: "The keys in use.",
+    transcript: "The session hash so far (`sch3`).",
+);
+
 impl AwaitExchangeResponse {
-    /// The keys in use.
-    pub fn keys(&self) -> &PeerKeys {
-        &self.keys
-    }
-
-    /// The session hash so far (`sch3`).
-    pub fn transcript(&self) -> &Hash {
-        self.transcript.hash()
-    }
-
-    /// The exact message length of the awaited packet, for framing.
-    pub fn expected_msglen(&self) -> usize {
-        self.keys.config().message_sizes().exchange_response
-    }
-
     /// Verifies the server's signature over `H(sph ‖ ct_S)` (a wrong hash is 0x0A here),
     /// decapsulates, derives the channel keys and advanced pre-shared secrets (FACTS §6,
     /// the client derives at message 5) and returns the establish request (0x07,
@@ -186,36 +146,28 @@ impl AwaitExchangeResponse {
         now: u64,
         _rng: &mut dyn Entropy,
     ) -> Result<Commit<AwaitEstablishResponse>, Error> {
-        let config = self.keys.config();
-        let sizes = config.message_sizes();
-        let (rx, _) = receive(
-            packet,
-            Flag::ExchangeResponse,
-            sizes.exchange_response,
-            1,
-            now,
-            self.settings.flag_check(),
-        )?;
-        let mut m: Fields<'_> = rx.message;
+        let core = &mut self.core;
+        let config = core.keys.config();
+        let rx = core.receive(packet, Flag::ExchangeResponse, now)?;
+        let mut m = rx.message;
         let ct_s = m.take(config.kem().sizes().ciphertext)?;
         let signed = m.rest();
-        let hm4 = verify(config.sig(), self.keys.remote.verification_key(), signed)?;
-        check_hash(
-            &message_hash(&rx.header, &[ct_s]),
-            hm4,
+        core.check_signed(
+            &rx.header,
+            &[ct_s],
+            signed,
             CryptoFailure::ExchangeHashMismatch,
         )?;
         let secr = config
             .kem()
             .decapsulate(&self.dk, ct_s)
-            .map_err(kex::decapsulation_error)?;
-        self.transcript.absorb(hm4);
+            .map_err(|e| Error::pq(PqStep::Decapsulate, e))?;
 
         let derived = key_schedule::client_keys(
             self.secl.expose(),
             secr.expose(),
-            self.keys.local.pss(),
-            self.keys.remote.pss(),
+            core.keys.local.pss(),
+            core.keys.remote.pss(),
         );
         let mut tx = channel(&derived.tx)?;
         let rx_channel = channel(&derived.rx)?;
@@ -242,31 +194,29 @@ impl AwaitExchangeResponse {
                 )));
             }
         }
-        self.keys.local.set_pss(derived.pssl.as_bytes());
-        self.keys.remote.set_pss(derived.pssr.as_bytes());
+        core.keys.local.set_pss(derived.pssl.as_bytes());
+        core.keys.remote.set_pss(derived.pssr.as_bytes());
 
         let packet = seal_establish(
             &mut tx,
+            config,
             Flag::EstablishRequest,
-            sizes.establish_request,
-            self.transcript.hash(),
+            core.transcript.hash(),
             now,
         )?;
         // sch5 = H(sch4 ‖ the establish-request payload as sent).
-        self.transcript
+        core.transcript
             .absorb(packet.get(HEADER_LEN..).unwrap_or_default());
-        let pss = self.keys.pss_update();
-        let next = Generation::from_keys(self.attempt.base.number().saturating_add(1), &self.keys);
+        let pss = core.keys.pss_update();
+        let next = Generation::from_keys(base.number().saturating_add(1), &core.keys);
         let record =
             Generations::with_pending(self.attempt.secrets.confirmed.clone(), next.clone());
         Ok(Commit {
             next: AwaitEstablishResponse {
-                keys: self.keys,
+                core: self.core,
                 record: record.clone(),
                 next,
                 sibling,
-                settings: self.settings,
-                transcript: self.transcript,
                 tx,
                 rx: rx_channel,
             },
@@ -280,71 +230,62 @@ impl AwaitExchangeResponse {
 /// Awaits the establish response (0x08, sequence 2).
 #[derive(Debug)]
 pub struct AwaitEstablishResponse {
-    keys: PeerKeys,
+    core: Core,
     /// The record as stored before the establish request was sent.
     record: Generations,
     /// The advanced secrets (pending in `record`).
     next: Generation,
     /// What the sibling candidate would have given, if the record has one.
     sibling: Option<Box<(Generation, Rcs512Channel)>>,
-    settings: Settings,
-    transcript: Transcript,
     tx: Rcs512Channel,
     rx: Rcs512Channel,
 }
 
+awaits!(
+    AwaitEstablishResponse,
+    EstablishResponse,
+    keys: "The pre-shared secrets as they stand (already advanced).",
+    transcript: "The session hash the server must prove (`sch5`).",
+);
+
 impl AwaitEstablishResponse {
-    /// The session hash the server must prove (`sch5`).
-    pub fn transcript(&self) -> &Hash {
-        self.transcript.hash()
-    }
-
-    /// The exact message length of the awaited packet, for framing.
-    pub fn expected_msglen(&self) -> usize {
-        self.keys.config().message_sizes().establish_response
-    }
-
-    /// The pre-shared secrets as they stand (already advanced).
-    pub fn keys(&self) -> &PeerKeys {
-        &self.keys
-    }
-
     /// Opens the establish response and checks it carries `sch5` (0x07 if it does not
-    /// authenticate, 0x08 if it carries another hash); the session is established.
-    pub fn handle(
-        mut self,
-        packet: &[u8],
-        now: u64,
-        _rng: &mut dyn Entropy,
-    ) -> Result<Session, Error> {
-        let sizes = self.keys.config().message_sizes();
-        let (rx, _) = receive(
-            packet,
-            Flag::EstablishResponse,
-            sizes.establish_response,
-            2,
-            now,
-            self.settings.flag_check(),
-        )?;
+    /// authenticate, 0x08 if it carries another hash): the handshake is complete. Its
+    /// public `handle` makes the session of what this hands over.
+    pub(crate) fn establish(self, packet: &[u8], now: u64) -> Result<Established, Error> {
+        let Self {
+            mut core,
+            next,
+            sibling,
+            tx,
+            rx: mut rx_channel,
+            ..
+        } = self;
+        let rx = core.receive(packet, Flag::EstablishResponse, now)?;
         let payload = rx.message.rest();
-        let mut opened = open_establish(&mut self.rx, &rx.header, payload, self.transcript.hash());
-        let (mut next, mut rx_channel) = (self.next, self.rx);
+        let expected = core.transcript.hash();
+        let mut opened = open_establish(&mut rx_channel, &rx.header, payload, expected);
+        let mut next = next;
         if matches!(opened, Err(Error::Crypto(CryptoFailure::Decryption)))
-            && let Some(boxed) = self.sibling
+            && let Some(boxed) = sibling
         {
             let (sibling, mut sibling_rx) = *boxed;
             // The peer answered for the sibling generation: that one it holds.
-            opened = open_establish(&mut sibling_rx, &rx.header, payload, self.transcript.hash());
+            opened = open_establish(&mut sibling_rx, &rx.header, payload, expected);
             if opened.is_ok() {
-                sibling.apply_to(&mut self.keys);
+                sibling.apply_to(&mut core.keys);
                 (next, rx_channel) = (sibling, sibling_rx);
             }
         }
         opened?;
-        let mut session = Session::new(Role::Client, self.keys, self.settings, self.tx, rx_channel);
-        let number = next.number();
-        session.set_generations(Generations::new(next), number, false);
-        Ok(session)
+        Ok(Established {
+            role: Role::Client,
+            keys: core.keys,
+            settings: core.settings,
+            tx,
+            rx: rx_channel,
+            record: Generations::new(next),
+        })
     }
 
     /// The record to store when the peer refused the establish request (its error packet
@@ -364,42 +305,4 @@ impl AwaitEstablishResponse {
 struct Attempt {
     secrets: Generations,
     base: Generation,
-}
-
-/// Opens an establish packet's payload and compares it with the expected session hash.
-pub(crate) fn open_establish(
-    rx: &mut Rcs512Channel,
-    header: &[u8],
-    payload: &[u8],
-    expected: &Hash,
-) -> Result<(), Error> {
-    let (ct, tag) = payload
-        .split_at_checked(expected.len())
-        .ok_or(Error::Crypto(CryptoFailure::Decryption))?;
-    let mut pt = ct.to_vec();
-    rx.open_in_place(header, &mut pt, tag)
-        .map_err(|_| Error::Crypto(CryptoFailure::Decryption))?;
-    check_hash(expected, &pt, CryptoFailure::TranscriptMismatch)
-}
-
-/// Seals an establish packet carrying `hash` (2 × 64 bytes: ciphertext and tag) at
-/// sequence 2, AD = its header.
-pub(crate) fn seal_establish(
-    tx: &mut Rcs512Channel,
-    flag: Flag,
-    len: usize,
-    hash: &Hash,
-    now: u64,
-) -> Result<Vec<u8>, Error> {
-    let header = header(flag, 2, now, len);
-    let mut packet = assemble(&header, len, &[hash]);
-    packet.resize(HEADER_LEN + len, 0);
-    let body = packet.get_mut(HEADER_LEN..).unwrap_or_default();
-    let (ct, tag) = body.split_at_mut(hash.len());
-    if tag.len() != TAG_LEN {
-        return Err(Error::Crypto(CryptoFailure::Primitive));
-    }
-    tx.seal_in_place(&header, ct, tag)
-        .map_err(|_| Error::Crypto(CryptoFailure::Primitive))?;
-    Ok(packet)
 }

@@ -3,23 +3,22 @@
 //! The server learns which keys to use from the connect request's key id through a
 //! caller-supplied [`PeerLookup`], so one process can serve many peers (a concentrator).
 //! A [`ReplayGate`] shared by all handshakes refuses a replayed connect request before any
-//! key generation or signing.
+//! key generation or signing. The last step's `handle`, which returns the established
+//! [`Session`](crate::session::Session), is in the session layer (`session/handover.rs`).
 
 use crate::config::{CONFIG_SIZE, Config};
-use crate::error::{CryptoFailure, Error, Malformed, PeerIncompatible, PeerMisbehaved};
+use crate::error::{CryptoFailure, Error, Malformed, PeerIncompatible, PeerMisbehaved, PqStep};
 use crate::generation::{Generation, Generations};
-use crate::kex::client::{open_establish, seal_establish};
-use crate::kex::{
-    self, Commit, Flight, Peer, PeerKeys, PeerLookup, ReplayGate, Settings, assemble, channel,
-    check_hash, header, receive, sign, verify,
-};
-use crate::key_schedule;
-use crate::packet::{Flag, HEADER_LEN, Header};
-use crate::peer_key::KEYID_SIZE;
+use crate::kex::common::{Core, awaits, open_establish, receive, seal_establish, slot};
+use crate::kex::{Commit, Established, Flight, ReplayGate, Role};
+use crate::key_schedule::{self, channel};
+use crate::packet::{Flag, HEADER_LEN, Header, assemble, msglen};
+use crate::peer_key::{KEYID_SIZE, PeerKeys};
+use crate::peers::{Peer, PeerLookup};
 use crate::pq::{Entropy, KemSecretKey};
 use crate::rcs::Rcs512Channel;
-use crate::session::{Role, Session};
-use crate::transcript::{HASH_LEN, Hash, Transcript, message_hash};
+use crate::settings::Settings;
+use crate::transcript::{HASH_LEN, Hash, Transcript, check_hash, message_hash, verify};
 
 /// Awaits the connect request (0x01, sequence 0).
 #[derive(Debug, Clone)]
@@ -80,11 +79,11 @@ impl AwaitConnectRequest {
         if head.flag == Flag::ErrorCondition.as_u8() || !head.is_fresh(now) {
             // The peer's error packet or a stale time (0x13), as the header check reports
             // them, before anything is looked up.
+            let longest = (0, self.max_msglen());
             receive(
                 packet,
                 Flag::ConnectRequest,
-                self.max_msglen(),
-                0,
+                longest,
                 now,
                 self.settings.flag_check(),
             )?;
@@ -94,7 +93,7 @@ impl AwaitConnectRequest {
             return Err(
                 if usize::try_from(head.msglen).ok() == Some(message.len()) {
                     PeerMisbehaved::UnexpectedLength {
-                        expected: kex::msglen(self.max_msglen()),
+                        expected: msglen(self.max_msglen()),
                         received: head.msglen,
                     }
                     .into()
@@ -111,12 +110,10 @@ impl AwaitConnectRequest {
             .lookup_peer(keyid)
             .ok_or(Error::PeerIncompatible(PeerIncompatible::KeyUnrecognized))?;
         let config = peer.keys.config();
-        let sizes = config.message_sizes();
-        let (rx, _) = receive(
+        let rx = receive(
             packet,
             Flag::ConnectRequest,
-            sizes.connect_request,
-            0,
+            slot(config, Flag::ConnectRequest),
             now,
             self.settings.flag_check(),
         )?;
@@ -203,22 +200,21 @@ impl Screened<'_> {
         rng: &mut dyn Entropy,
     ) -> Result<Flight<AwaitExchangeRequest>, Error> {
         let Peer { keys, secrets } = self.peer;
-        let config = keys.config();
-        let sizes = config.message_sizes();
-        let mut transcript = Transcript::start(hm1);
+        let mut core = Core {
+            keys,
+            settings: self.settings,
+            transcript: Transcript::start(hm1),
+        };
+        let kem = core.keys.config().kem();
         // The reference's order of random draws: key generation, then (SPHINCS+) signing.
-        let kp = self.settings.generate_kem(config.kem(), rng)?;
-        let header = header(Flag::ConnectResponse, 0, now, sizes.connect_response);
-        let hm2 = message_hash(&header, &[&kp.public]);
-        let signed = sign(config.sig(), keys.local.signing_key(), &hm2, rng)?;
-        let packet = assemble(&header, sizes.connect_response, &[&signed, &kp.public]);
-        transcript.absorb(&hm2);
+        let kp = core.settings.generate_kem(kem, rng)?;
+        let (header, signed) = core.sign(Flag::ConnectResponse, now, &[&kp.public], rng)?;
+        let len = core.expected_len(Flag::ConnectResponse);
+        let packet = assemble(&header, len, &[&signed, &kp.public]);
         Ok(Flight {
             next: AwaitExchangeRequest {
-                keys,
+                core,
                 secrets,
-                settings: self.settings,
-                transcript,
                 dk: kp.secret,
             },
             packet,
@@ -229,30 +225,20 @@ impl Screened<'_> {
 /// Awaits the exchange request (0x05, sequence 1).
 #[derive(Debug, Clone)]
 pub struct AwaitExchangeRequest {
-    keys: PeerKeys,
+    core: Core,
     secrets: Generations,
-    settings: Settings,
-    transcript: Transcript,
     /// The server's ephemeral decapsulation key.
     dk: KemSecretKey,
 }
 
+awaits!(
+    AwaitExchangeRequest,
+    ExchangeRequest,
+    keys: "The keys the connect request selected.",
+    transcript: "The session hash so far (`sch2`).",
+);
+
 impl AwaitExchangeRequest {
-    /// The session hash so far (`sch2`).
-    pub fn transcript(&self) -> &Hash {
-        self.transcript.hash()
-    }
-
-    /// The exact message length of the awaited packet, for framing.
-    pub fn expected_msglen(&self) -> usize {
-        self.keys.config().message_sizes().exchange_request
-    }
-
-    /// The keys the connect request selected.
-    pub fn keys(&self) -> &PeerKeys {
-        &self.keys
-    }
-
     /// The record of the peer's secrets this handshake started from.
     pub fn secrets(&self) -> &Generations {
         &self.secrets
@@ -268,42 +254,29 @@ impl AwaitExchangeRequest {
         now: u64,
         rng: &mut dyn Entropy,
     ) -> Result<Flight<AwaitEstablishRequest>, Error> {
-        let config = self.keys.config();
-        let sizes = config.message_sizes();
-        let kem = config.kem().sizes();
-        let (rx, _) = receive(
-            packet,
-            Flag::ExchangeRequest,
-            sizes.exchange_request,
-            1,
-            now,
-            self.settings.flag_check(),
-        )?;
+        let core = &mut self.core;
+        let kem = core.keys.config().kem();
+        let rx = core.receive(packet, Flag::ExchangeRequest, now)?;
         let mut m = rx.message;
-        let ct_c = m.take(kem.ciphertext)?;
-        let ek_c = m.take(kem.public_key)?;
+        let ct_c = m.take(kem.sizes().ciphertext)?;
+        let ek_c = m.take(kem.sizes().public_key)?;
         let signed = m.rest();
-        let hm3 = verify(config.sig(), self.keys.remote.verification_key(), signed)?;
-        check_hash(
-            &message_hash(&rx.header, &[ct_c, ek_c]),
-            hm3,
+        core.check_signed(
+            &rx.header,
+            &[ct_c, ek_c],
+            signed,
             CryptoFailure::HashMismatch,
         )?;
-        let secr = config
-            .kem()
+        let secr = kem
             .decapsulate(&self.dk, ct_c)
-            .map_err(kex::decapsulation_error)?;
-        self.transcript.absorb(hm3);
+            .map_err(|e| Error::pq(PqStep::Decapsulate, e))?;
 
-        let (ct_s, secl) = config
-            .kem()
+        let (ct_s, secl) = kem
             .encapsulate(ek_c, rng)
-            .map_err(kex::encapsulation_error)?;
-        let header = header(Flag::ExchangeResponse, 1, now, sizes.exchange_response);
-        let hm4 = message_hash(&header, &[&ct_s]);
-        let signed = sign(config.sig(), self.keys.local.signing_key(), &hm4, rng)?;
-        let packet = assemble(&header, sizes.exchange_response, &[&ct_s, &signed]);
-        self.transcript.absorb(&hm4);
+            .map_err(|e| Error::pq(PqStep::Encapsulate, e))?;
+        let (header, signed) = core.sign(Flag::ExchangeResponse, now, &[&ct_s], rng)?;
+        let len = core.expected_len(Flag::ExchangeResponse);
+        let packet = assemble(&header, len, &[&ct_s, &signed]);
 
         // One set of channels per candidate generation (crate::generation): the exchange
         // response does not depend on the secrets, so the choice waits for the establish
@@ -329,9 +302,7 @@ impl AwaitExchangeRequest {
         }
         Ok(Flight {
             next: AwaitEstablishRequest {
-                keys: self.keys,
-                settings: self.settings,
-                transcript: self.transcript,
+                core: self.core,
                 candidates,
             },
             packet,
@@ -349,58 +320,41 @@ struct Candidate {
 
 /// Awaits the establish request (0x07, sequence 2).
 pub struct AwaitEstablishRequest {
-    keys: PeerKeys,
-    settings: Settings,
-    transcript: Transcript,
+    core: Core,
     candidates: Vec<Candidate>,
 }
 
 impl core::fmt::Debug for AwaitEstablishRequest {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("AwaitEstablishRequest")
-            .field("config", &self.keys.config().to_string())
+            .field("config", &self.core.keys.config().to_string())
             .field("candidates", &self.candidates.len())
             .finish_non_exhaustive()
     }
 }
 
+awaits!(
+    AwaitEstablishRequest,
+    EstablishRequest,
+    keys: "The keys the connect request selected (their secrets are those of the record's \
+           confirmed generation until the establish request picks a candidate).",
+    transcript: "The session hash the client must prove (`sch4`).",
+);
+
 impl AwaitEstablishRequest {
-    /// The session hash the client must prove (`sch4`).
-    pub fn transcript(&self) -> &Hash {
-        self.transcript.hash()
-    }
-
-    /// The exact message length of the awaited packet, for framing.
-    pub fn expected_msglen(&self) -> usize {
-        self.keys.config().message_sizes().establish_request
-    }
-
-    /// The keys the connect request selected (their secrets are those of the record's
-    /// confirmed generation until the establish request picks a candidate).
-    pub fn keys(&self) -> &PeerKeys {
-        &self.keys
-    }
-
     /// Opens the establish request with each candidate generation's receive channel (the
     /// pending one first) and checks it carries `sch4` (0x07 if no candidate authenticates
-    /// it, 0x08 if it carries another hash), then returns the established session and the
-    /// establish response (0x08, sequence 2): `RCS_tx(sch5)`. Persist [`Commit::record`]
-    /// before sending it: the chosen candidate confirmed, its advanced secrets pending.
-    pub fn handle(
+    /// it, 0x08 if it carries another hash), then hands over the established session with
+    /// the establish response (0x08, sequence 2): `RCS_tx(sch5)`. [`Commit::record`]: the
+    /// chosen candidate confirmed, its advanced secrets pending. Its public `handle` makes
+    /// the session of what this hands over.
+    pub(crate) fn establish(
         mut self,
         packet: &[u8],
         now: u64,
-        _rng: &mut dyn Entropy,
-    ) -> Result<Commit<Session>, Error> {
-        let sizes = self.keys.config().message_sizes();
-        let (rx, _) = receive(
-            packet,
-            Flag::EstablishRequest,
-            sizes.establish_request,
-            2,
-            now,
-            self.settings.flag_check(),
-        )?;
+    ) -> Result<Commit<Established>, Error> {
+        let core = &self.core;
+        let rx = core.receive(packet, Flag::EstablishRequest, now)?;
         let payload = rx.message.rest();
         // Every candidate is checked: two may authenticate when they differ only in the
         // client's secret (the client's own ratchet, whose response may have been lost),
@@ -411,7 +365,7 @@ impl AwaitEstablishRequest {
         let mut matched = Vec::with_capacity(2);
         let mut failure = Error::Crypto(CryptoFailure::Decryption);
         for (i, c) in self.candidates.iter_mut().enumerate() {
-            match open_establish(&mut c.rx, &rx.header, payload, self.transcript.hash()) {
+            match open_establish(&mut c.rx, &rx.header, payload, core.transcript.hash()) {
                 Ok(()) => matched.push(i),
                 Err(Error::Crypto(CryptoFailure::Decryption)) => {}
                 // Keys that authenticate but another hash: the client's fault.
@@ -431,21 +385,31 @@ impl AwaitEstablishRequest {
             .into_iter()
             .nth(chosen)
             .ok_or(Error::Crypto(CryptoFailure::Decryption))?;
-        self.transcript.absorb(payload);
+        let Core {
+            mut keys,
+            settings,
+            mut transcript,
+        } = self.core;
+        transcript.absorb(payload);
         let packet = seal_establish(
             &mut c.tx,
+            keys.config(),
             Flag::EstablishResponse,
-            sizes.establish_response,
-            self.transcript.hash(),
+            transcript.hash(),
             now,
         )?;
-        c.next.apply_to(&mut self.keys);
-        let pss = self.keys.pss_update();
+        c.next.apply_to(&mut keys);
+        let pss = keys.pss_update();
         let record = Generations::with_pending(other.unwrap_or(c.base), c.next.clone());
-        let mut session = Session::new(Role::Server, self.keys, self.settings, c.tx, c.rx);
-        session.set_generations(record.clone(), c.next.number(), true);
         Ok(Commit {
-            next: session,
+            next: Established {
+                role: Role::Server,
+                keys,
+                settings,
+                tx: c.tx,
+                rx: c.rx,
+                record: record.clone(),
+            },
             pss,
             record,
             packet,

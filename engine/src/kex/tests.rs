@@ -4,11 +4,13 @@
 use super::*;
 use crate::config::Config;
 use crate::connection::Connection;
-use crate::error::{ErrorCode, PeerIncompatible, PeerMisbehaved};
-use crate::packet::{self, ERROR_SEQUENCE, Header};
+use crate::error::{ErrorCode, Misuse, PeerIncompatible, PeerMisbehaved};
+use crate::key_schedule::channel;
+use crate::packet::{self, ERROR_SEQUENCE, Flag, FlagCheck, HEADER_LEN, Header, assemble, header};
 use crate::peer_key::{self, KEY_LIFETIME};
 use crate::session::{Direction, Event, Opened, Output, Role, Session};
 use crate::testing::{TestRng, connected, established, pump, serve};
+use crate::transcript::sign;
 
 // `session`'s unit tests reach the linked keys and the clock through here.
 pub(crate) use crate::testing::{NOW, pair};

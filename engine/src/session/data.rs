@@ -184,7 +184,7 @@ impl DataSession {
         body.get_mut(..payload.len())
             .unwrap_or_default()
             .copy_from_slice(payload);
-        seal_prepared(self, &header, payload.len(), dest)?;
+        seal_prepared(self, payload.len(), dest)?;
         Ok(len)
     }
 
@@ -209,20 +209,8 @@ impl DataSession {
             .txseq
             .checked_add(1)
             .ok_or(Error::Misuse(Misuse::SequenceExhausted))?;
-        let msglen = u32::try_from(len).unwrap_or(MAX_MESSAGE);
-        let header = Header::new(flag, msglen, seq, now).encode();
-        let mut packet = Vec::with_capacity(HEADER_LEN + len);
-        packet.extend_from_slice(&header);
-        for p in parts {
-            packet.extend_from_slice(p);
-        }
-        packet.resize(HEADER_LEN + len, 0);
-        let body = packet.get_mut(HEADER_LEN..).unwrap_or_default();
-        let (ct, tag) = body.split_at_mut(len - TAG_LEN);
-        if self.tx.seal_in_place(&header, ct, tag).is_err() {
-            self.abort();
-            return Err(Misuse::NotEstablished.into());
-        }
+        let mut packet = packet::assemble(&packet::header(flag, seq, now, len), len, parts);
+        packet::seal_packet(&mut self.tx, &mut packet).inspect_err(|_| self.abort())?;
         self.txseq = seq;
         Ok(packet)
     }
@@ -357,7 +345,7 @@ pub(crate) fn seal<S: BatchSession + ?Sized>(
     out.extend_from_slice(payload);
     out.resize(start + sealed_len(payload.len()), 0);
     let r = match out.get_mut(start..) {
-        Some(slot) => seal_prepared(session, &header, payload.len(), slot),
+        Some(slot) => seal_prepared(session, payload.len(), slot),
         None => Err(Misuse::NotEstablished.into()),
     };
     if r.is_err() {
@@ -367,28 +355,18 @@ pub(crate) fn seal<S: BatchSession + ?Sized>(
 }
 
 /// Seals, on the transmit channel, the `len`-byte message at `slot[HEADER_LEN..]` of a
-/// packet reserved by `prepare_seal`, `header` already in place.
+/// packet reserved by `prepare_seal`, its header already in place.
 pub(crate) fn seal_prepared<S: BatchSession + ?Sized>(
     session: &mut S,
-    header: &[u8; HEADER_LEN],
     len: usize,
     slot: &mut [u8],
 ) -> Result<(), Error> {
-    let body = slot.get_mut(HEADER_LEN..).unwrap_or_default();
-    if body.len() != len + TAG_LEN {
-        session.abort();
-        return Err(Misuse::NotEstablished.into());
-    }
-    let (ct, tag) = body.split_at_mut(len);
-    if session
-        .tx_channel_mut()
-        .seal_in_place(header, ct, tag)
-        .is_err()
-    {
-        session.abort();
-        return Err(Misuse::NotEstablished.into());
-    }
-    Ok(())
+    let r = if slot.len() == sealed_len(len) {
+        packet::seal_packet(session.tx_channel_mut(), slot)
+    } else {
+        Err(Misuse::NotEstablished.into())
+    };
+    r.inspect_err(|_| session.abort())
 }
 
 /// The checks of a received packet before authentication, for any [`BatchSession`]:

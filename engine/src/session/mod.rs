@@ -21,30 +21,24 @@
 //! changed (a server's generation confirmed by the client's first packet).
 
 pub mod data;
+mod handover;
 
 use core::fmt;
 use core::ops::Range;
 use std::collections::VecDeque;
 
 use crate::config::Config;
-use crate::error::{CryptoFailure, Error, ErrorCode, Malformed, Misuse, PeerMisbehaved};
+use crate::error::{CryptoFailure, Error, ErrorCode, Malformed, Misuse, PeerMisbehaved, PqStep};
 use crate::generation::{Generation, Generations, SecretsChange, SecretsUpdate};
-use crate::kex::{self, PeerKeys, Settings};
-use crate::packet::{Flag, HEADER_LEN, Header, MAX_MESSAGE, TAG_LEN};
+use crate::packet::{Flag, HEADER_LEN, Header, MAX_MESSAGE, TAG_LEN, msglen};
+use crate::peer_key::PeerKeys;
 use crate::pq::{Entropy, KemSecretKey};
 use crate::ratchet;
 use crate::rcs::Rcs512Channel;
+use crate::settings::Settings;
 
+pub use crate::kex::Role;
 pub use data::{DataSession, Received, Status};
-
-/// Which end of the handshake this session was.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// Sent the connect request.
-    Client,
-    /// Answered it.
-    Server,
-}
 
 /// One direction of the session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -233,12 +227,7 @@ impl Session {
 
     /// Sets the record the handshake left (`current` is the number of the secrets in the
     /// keys); with `confirm_on_receive`, the peer's first packet confirms the pending one.
-    pub(crate) fn set_generations(
-        &mut self,
-        secrets: Generations,
-        current: u64,
-        confirm_on_receive: bool,
-    ) {
+    fn set_generations(&mut self, secrets: Generations, current: u64, confirm_on_receive: bool) {
         self.secrets = secrets;
         self.current = current;
         self.confirm_after = confirm_on_receive.then_some(self.data.rxseq);
@@ -569,7 +558,7 @@ impl Session {
         };
         if body_len != expected {
             return Err(PeerMisbehaved::UnexpectedLength {
-                expected: kex::msglen(expected),
+                expected: msglen(expected),
                 received: declared,
             }
             .into());
@@ -625,20 +614,12 @@ impl Session {
         let (ct, ssec) = config
             .kem()
             .encapsulate(ek, rng)
-            .map_err(kex::encapsulation_error)?;
+            .map_err(|e| Error::pq(PqStep::Encapsulate, e))?;
         let plaintext =
             ratchet::signed_object(config.sig(), self.keys.local.signing_key(), &ct, rng)?;
         let packet = self.seal_control(Flag::AsymmetricRatchetResponse, &[&plaintext], now)?;
-        let (rx, pss) = ratchet::rekey(
-            ssec.expose(),
-            self.settings.ratchet_domain(),
-            self.keys.remote.pss(),
-        )?;
-        let base = Generation::from_keys(self.current, &self.keys);
-        self.data.rx = rx;
-        self.keys.remote.set_pss(pss.as_bytes());
+        self.rekey(Direction::Receive, ssec.expose())?;
         // Pending until the requester's first packet on the new key proves it re-keyed.
-        self.ratchet_advanced(base);
         self.confirm_after = Some(self.data.rxseq);
         self.outbox.push_back(Output::Transmit(packet));
         self.outbox
@@ -667,24 +648,40 @@ impl Session {
         let ssec = config
             .kem()
             .decapsulate(&dk, ct)
-            .map_err(kex::decapsulation_error)?;
-        let (tx, pss) = ratchet::rekey(
-            ssec.expose(),
-            self.settings.ratchet_domain(),
-            self.keys.local.pss(),
-        )?;
-        let base = Generation::from_keys(self.current, &self.keys);
-        self.data.tx = tx;
-        self.set_ratchet(None);
-        self.keys.local.set_pss(pss.as_bytes());
+            .map_err(|e| Error::pq(PqStep::Decapsulate, e))?;
         // No packet in the session proves that the responder received one under the new
         // key (DKTP has no acknowledgement): pending until the next handshake settles it.
-        self.ratchet_advanced(base);
+        self.rekey(Direction::Transmit, ssec.expose())?;
+        self.set_ratchet(None);
         self.outbox
             .push_back(Output::Event(Event::RatchetCompleted(Direction::Transmit)));
         if let Some(ek) = self.deferred.take() {
             self.respond(&ek, now, rng)?;
         }
+        Ok(())
+    }
+
+    /// Re-keys one direction with a ratchet's KEM secret (FACTS §8): its channel and its
+    /// pre-shared secret (ours for transmit, the peer's for receive). The record gets the
+    /// new generation pending.
+    fn rekey(&mut self, direction: Direction, ssec: &[u8]) -> Result<(), Error> {
+        let pss = match direction {
+            Direction::Transmit => self.keys.local.pss(),
+            Direction::Receive => self.keys.remote.pss(),
+        };
+        let (channel, pss) = ratchet::rekey(ssec, self.settings.ratchet_domain(), pss)?;
+        let base = Generation::from_keys(self.current, &self.keys);
+        match direction {
+            Direction::Transmit => {
+                self.data.tx = channel;
+                self.keys.local.set_pss(pss.as_bytes());
+            }
+            Direction::Receive => {
+                self.data.rx = channel;
+                self.keys.remote.set_pss(pss.as_bytes());
+            }
+        }
+        self.ratchet_advanced(base);
         Ok(())
     }
 }
@@ -715,7 +712,7 @@ mod zero_key_tests {
     fn sessions(ck: &PeerKeys, sk: &PeerKeys) -> (Session, Session) {
         let up = crate::key_schedule::ratchet(&[1; 32], &[2; 32]).channel;
         let down = crate::key_schedule::ratchet(&[3; 32], &[4; 32]).channel;
-        let ch = |k| kex::channel(k).unwrap();
+        let ch = |k| crate::key_schedule::channel(k).unwrap();
         (
             Session::new(
                 Role::Client,
