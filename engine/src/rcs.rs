@@ -20,7 +20,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
 use crate::backend::{Backend, BackendError};
-use crate::keccak::Kmac;
+use crate::keccak::{KMAC256_RATE, KMAC512_RATE, Kmac, LANES};
 use crate::rijndael::{Rijndael256, RijndaelError};
 
 /// Nonce (CTR counter block) length.
@@ -38,8 +38,8 @@ pub trait Variant: sealed::Sealed {
     const TAG_LEN: usize;
     /// Rijndael-256 rounds (22 or 30).
     const ROUNDS: usize;
-    /// Keccak rate of the cSHAKE key schedule and the KMAC (136 or 72).
-    const RATE: usize;
+    /// Keccak rate of the cSHAKE key schedule and the KMAC (136 or 72): the MAC's own.
+    const RATE: usize = <Self::Mac as sealed::MacOps>::RATE;
     /// The cSHAKE function name used by the key schedule.
     const NAME: [u8; 17];
     /// A short human name.
@@ -52,14 +52,17 @@ pub trait Variant: sealed::Sealed {
 mod sealed {
     pub trait Sealed {}
     pub trait MacOps: Sized {
+        const RATE: usize;
         fn new(key: &[u8]) -> Self;
         fn update(&mut self, data: &[u8]);
         fn finalize_into(&mut self, out: &mut [u8]);
         fn cshake(x: &[u8], n: &[u8], s: &[u8], out: &mut [u8]);
+        fn state_at_boundary(&mut self) -> Option<&mut [u64; super::LANES]>;
     }
 }
 
 impl<const R: usize> sealed::MacOps for Kmac<R> {
+    const RATE: usize = R;
     fn new(key: &[u8]) -> Self {
         Kmac::<R>::new(key, &[])
     }
@@ -70,11 +73,15 @@ impl<const R: usize> sealed::MacOps for Kmac<R> {
         Kmac::<R>::finalize_into(self, out);
     }
     fn cshake(x: &[u8], n: &[u8], s: &[u8], out: &mut [u8]) {
-        if R == 72 {
+        if R == KMAC512_RATE {
             crate::keccak::cshake512(x, n, s, out);
         } else {
             crate::keccak::cshake256(x, n, s, out);
         }
+    }
+    fn state_at_boundary(&mut self) -> Option<&mut [u64; LANES]> {
+        let sponge = &mut self.sponge;
+        (sponge.pos == 0 && !sponge.is_squeezing()).then_some(&mut sponge.state)
     }
 }
 
@@ -92,20 +99,18 @@ impl Variant for Rcs256 {
     const KEY_LEN: usize = 32;
     const TAG_LEN: usize = 32;
     const ROUNDS: usize = 22;
-    const RATE: usize = 136;
     const NAME: [u8; 17] = *b"\x01\x00\x00\x00\x00\x00\x00\x00\x00\x01RCSK256";
     const LABEL: &'static str = "RCS-256";
-    type Mac = Kmac<136>;
+    type Mac = Kmac<KMAC256_RATE>;
 }
 
 impl Variant for Rcs512 {
     const KEY_LEN: usize = 64;
     const TAG_LEN: usize = 64;
     const ROUNDS: usize = 30;
-    const RATE: usize = 72;
     const NAME: [u8; 17] = *b"\x01\x00\x00\x00\x00\x00\x00\x00\x00\x02RCSK512";
     const LABEL: &'static str = "RCS-512";
-    type Mac = Kmac<72>;
+    type Mac = Kmac<KMAC512_RATE>;
 }
 
 /// What can go wrong with an RCS channel.
@@ -126,21 +131,16 @@ pub enum RcsError {
 
 impl fmt::Display for RcsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        let what = match self {
             Self::BadKeyLength(n) => {
-                write!(f, "RCS key of {n} bytes; RCS-256 takes 32, RCS-512 64")
+                return write!(f, "RCS key of {n} bytes; RCS-256 takes 32, RCS-512 64");
             }
-            Self::BadLength => {
-                f.write_str("RCS packet shorter than its tag or tag buffer of the wrong size")
-            }
-            Self::Authentication => {
-                f.write_str("RCS authentication failed; the channel is closed, reconnect")
-            }
-            Self::ChannelDead => {
-                f.write_str("RCS channel is dead after an authentication failure; reconnect")
-            }
-            Self::Backend(e) => write!(f, "RCS backend: {e}"),
-        }
+            Self::Backend(e) => return write!(f, "RCS backend: {e}"),
+            Self::BadLength => "RCS packet shorter than its tag or tag buffer of the wrong size",
+            Self::Authentication => "RCS authentication failed; the channel is closed, reconnect",
+            Self::ChannelDead => "RCS channel is dead after an authentication failure; reconnect",
+        };
+        f.write_str(what)
     }
 }
 
@@ -155,21 +155,52 @@ impl From<RijndaelError> for RcsError {
     }
 }
 
-/// A channel's state split into its parts, for the batch engine ([`crate::batch`]), which runs
-/// the per-packet steps above itself so that the MAC permutations of many channels share SIMD
-/// lanes. Whoever holds it must keep the steps and their order exactly as
-/// [`RcsChannel::seal_in_place`] / [`RcsChannel::open_in_place`] do.
-pub(crate) struct Parts<'a, V: Variant> {
-    /// The keyed block cipher (CTR).
-    pub(crate) cipher: &'a Rijndael256,
-    /// The long-lived KMAC state.
-    pub(crate) mac: &'a mut V::Mac,
-    /// The CTR nonce as it stands before the next packet.
-    pub(crate) nonce: &'a mut [u8; NONCE_LEN],
-    /// The running byte counter.
-    pub(crate) counter: &'a mut u64,
-    /// Set after an authentication failure.
-    pub(crate) dead: &'a mut bool,
+/// Bytes the MAC absorbs after a packet's ciphertext: `le64(32 + counter + 8)` (step 4).
+pub(crate) const MAC_TAIL_LEN: usize = 8;
+
+/// Bytes the MAC absorbs before a packet's ciphertext with `ad_len` bytes of associated data:
+/// `ad || le32(ad_len)` (nothing for no AD), then the nonce (steps 1 and 2).
+pub(crate) const fn mac_head_len(ad_len: usize) -> usize {
+    if ad_len == 0 {
+        NONCE_LEN
+    } else {
+        ad_len + 4 + NONCE_LEN
+    }
+}
+
+/// The message one packet's MAC absorbs besides its ciphertext, for a MAC run outside the
+/// channel (the batch engine, [`crate::batch`], runs the permutations of many channels side by
+/// side in SIMD lanes): `M = head || ciphertext || tail`, then KMAC's finalize with
+/// L = [`Variant::TAG_LEN`] (its quirk included, see [`crate::keccak`]). `H` is
+/// [`mac_head_len`] of the AD length. The head holds the nonce: wiped on drop.
+#[derive(Clone)]
+pub(crate) struct MacFrame<const H: usize> {
+    /// `ad || le32(len(ad)) || nonce-before-the-packet`.
+    pub(crate) head: [u8; H],
+    /// `le64(32 + counter + 8)`, the counter already advanced by the packet.
+    pub(crate) tail: [u8; MAC_TAIL_LEN],
+}
+
+impl<const H: usize> Drop for MacFrame<H> {
+    fn drop(&mut self) {
+        self.head.zeroize();
+    }
+}
+
+/// What the MAC absorbs before the ciphertext, in order (no length for no AD).
+fn head_parts<'p>(ad: &'p [u8], ad_len: &'p [u8; 4], nonce: &'p [u8]) -> [&'p [u8]; 3] {
+    if ad.is_empty() {
+        [&[], &[], nonce]
+    } else {
+        [ad, ad_len, nonce]
+    }
+}
+
+/// The first `out.len()` bytes of a squeezed state (lane words, little-endian): the tag.
+fn tag_bytes(state: &[u64], out: &mut [u8]) {
+    for (d, w) in out.as_chunks_mut::<8>().0.iter_mut().zip(state) {
+        *d = w.to_le_bytes();
+    }
 }
 
 /// One long-lived RCS AEAD state (a DKTP transmit or receive channel).
@@ -258,30 +289,56 @@ impl<V: Variant> RcsChannel<V> {
         self.dead
     }
 
-    /// The channel's parts, for the batch engine's split seal and open.
-    pub(crate) fn parts(&mut self) -> Parts<'_, V> {
-        Parts {
-            cipher: &self.cipher,
-            mac: &mut self.mac,
-            nonce: &mut self.nonce,
-            counter: &mut self.counter,
-            dead: &mut self.dead,
+    /// What every packet starts with: a dead channel or a tag of the wrong size is refused
+    /// before anything moves; then `counter += n` (the packet's ciphertext length).
+    fn start(&mut self, n: usize, tag_len: usize) -> Result<(), RcsError> {
+        if self.dead {
+            return Err(RcsError::ChannelDead);
+        }
+        if tag_len != V::TAG_LEN {
+            return Err(RcsError::BadLength);
+        }
+        self.counter = self.counter.wrapping_add(n as u64);
+        Ok(())
+    }
+
+    /// `le64(32 + counter + 8)`: what the MAC absorbs after the ciphertext.
+    fn length_block(&self) -> [u8; MAC_TAIL_LEN] {
+        32u64
+            .wrapping_add(self.counter)
+            .wrapping_add(8)
+            .to_le_bytes()
+    }
+
+    /// Absorbs what comes before the ciphertext.
+    fn absorb_head(&mut self, ad: &[u8]) {
+        use sealed::MacOps;
+        let ad_len = (ad.len() as u32).to_le_bytes();
+        for part in head_parts(ad, &ad_len, &self.nonce) {
+            self.mac.update(part);
         }
     }
 
-    fn absorb_ad(&mut self, ad: &[u8]) {
+    /// Absorbs what comes after the ciphertext and squeezes the tag.
+    fn squeeze_tag(&mut self, tag: &mut [u8]) {
         use sealed::MacOps;
-        if !ad.is_empty() {
-            self.mac.update(ad);
-            self.mac.update(&(ad.len() as u32).to_le_bytes());
-        }
-    }
-
-    fn finish_tag(&mut self, tag: &mut [u8]) {
-        use sealed::MacOps;
-        let total = 32u64.wrapping_add(self.counter).wrapping_add(8);
-        self.mac.update(&total.to_le_bytes());
+        let tail = self.length_block();
+        self.mac.update(&tail);
         self.mac.finalize_into(tag);
+    }
+
+    /// The end of every open: compares the tag the MAC computed (`want`, wiped here) with the
+    /// received one in constant time and decrypts `buf` only on a match. A mismatch kills
+    /// the channel: its MAC state and counter have already moved.
+    fn release(&mut self, want: &mut [u8], buf: &mut [u8], tag: &[u8]) -> Result<(), RcsError> {
+        let ok: bool = want.ct_eq(tag).into();
+        want.zeroize();
+        if !ok {
+            self.dead = true;
+            return Err(RcsError::Authentication);
+        }
+        self.cipher.ctr_xor(&mut self.nonce, buf);
+        Ok(())
     }
 
     /// Encrypts `buf` in place and writes the tag (`V::TAG_LEN` bytes) into `tag`.
@@ -292,15 +349,8 @@ impl<V: Variant> RcsChannel<V> {
         tag: &mut [u8],
     ) -> Result<(), RcsError> {
         use sealed::MacOps;
-        if self.dead {
-            return Err(RcsError::ChannelDead);
-        }
-        if tag.len() != V::TAG_LEN {
-            return Err(RcsError::BadLength);
-        }
-        self.absorb_ad(ad);
-        self.counter = self.counter.wrapping_add(buf.len() as u64);
-        self.mac.update(&self.nonce);
+        self.start(buf.len(), tag.len())?;
+        self.absorb_head(ad);
         for chunk in buf.chunks_mut(CHUNK) {
             self.cipher.ctr_xor(&mut self.nonce, chunk);
             self.mac.update(chunk);
@@ -312,7 +362,7 @@ impl<V: Variant> RcsChannel<V> {
             crate::keccak::f1600(&mut waste);
             core::hint::black_box(&waste);
         }
-        self.finish_tag(tag);
+        self.squeeze_tag(tag);
         Ok(())
     }
 
@@ -333,27 +383,13 @@ impl<V: Variant> RcsChannel<V> {
     /// On failure `buf` is unchanged and the channel is dead.
     pub fn open_in_place(&mut self, ad: &[u8], buf: &mut [u8], tag: &[u8]) -> Result<(), RcsError> {
         use sealed::MacOps;
-        if self.dead {
-            return Err(RcsError::ChannelDead);
-        }
-        if tag.len() != V::TAG_LEN {
-            return Err(RcsError::BadLength);
-        }
-        self.absorb_ad(ad);
-        self.counter = self.counter.wrapping_add(buf.len() as u64);
-        self.mac.update(&self.nonce);
+        self.start(buf.len(), tag.len())?;
+        self.absorb_head(ad);
         self.mac.update(buf);
         let mut want = [0u8; 64];
         let want = &mut want[..V::TAG_LEN];
-        self.finish_tag(want);
-        let ok: bool = want.ct_eq(tag).into();
-        want.zeroize();
-        if !ok {
-            self.dead = true;
-            return Err(RcsError::Authentication);
-        }
-        self.cipher.ctr_xor(&mut self.nonce, buf);
-        Ok(())
+        self.squeeze_tag(want);
+        self.release(want, buf, tag)
     }
 
     /// Opens `ciphertext || tag`, appending the plaintext to `out` only on success.
@@ -370,5 +406,102 @@ impl<V: Variant> RcsChannel<V> {
             out.truncate(start);
         }
         r
+    }
+}
+
+/// The split seal and open, for a MAC run outside the channel ([`crate::batch`]). The channel
+/// does everything but the MAC's permutations over the packet, in the scalar order:
+///
+/// - seal: [`prepare_seal`](Self::prepare_seal) (checks, counter, CTR in place) → the MAC
+///   absorbs `frame.head || ciphertext || frame.tail` and finalizes →
+///   [`finish_seal`](Self::finish_seal) writes the tag;
+/// - open: [`prepare_open`](Self::prepare_open) (checks, counter) → the MAC as above over the
+///   received ciphertext → [`finish_open`](Self::finish_open) (constant-time compare, CTR
+///   only on a match, a dead channel on a mismatch).
+///
+/// Whoever runs the MAC does it on [`mac_state`](Self::mac_state), or on a copy it writes back
+/// there before the channel's next packet.
+impl<V: Variant> RcsChannel<V> {
+    /// The KMAC permutation state, for a MAC run elsewhere; `None` unless the sponge sits on a
+    /// block boundary with nothing buffered, as it always does after keying and after every
+    /// packet (the split path needs it, the scalar one does not).
+    pub(crate) fn mac_state(&mut self) -> Option<&mut [u64; LANES]> {
+        <V::Mac as sealed::MacOps>::state_at_boundary(&mut self.mac)
+    }
+
+    /// The frame of the packet starting now: refuses as the scalar calls do, then advances
+    /// the counter; the head holds the nonce as it was before the packet. `BadLength` if `H`
+    /// is not [`mac_head_len`] of `ad`.
+    fn frame<const H: usize>(
+        &mut self,
+        ad: &[u8],
+        n: usize,
+        tag_len: usize,
+    ) -> Result<MacFrame<H>, RcsError> {
+        if mac_head_len(ad.len()) != H {
+            return Err(RcsError::BadLength);
+        }
+        self.start(n, tag_len)?;
+        let ad_len = (ad.len() as u32).to_le_bytes();
+        let mut head = [0u8; H];
+        let mut rest = &mut head[..];
+        for part in head_parts(ad, &ad_len, &self.nonce) {
+            let k = part.len().min(rest.len());
+            let (dst, tail) = core::mem::take(&mut rest).split_at_mut(k);
+            dst.copy_from_slice(part.get(..k).unwrap_or_default());
+            rest = tail;
+        }
+        Ok(MacFrame {
+            head,
+            tail: self.length_block(),
+        })
+    }
+
+    /// Seal, first half: encrypts `buf` in place and returns what the MAC absorbs around it
+    /// (`tag_len` is the size of the tag [`finish_seal`](Self::finish_seal) will write).
+    pub(crate) fn prepare_seal<const H: usize>(
+        &mut self,
+        ad: &[u8],
+        buf: &mut [u8],
+        tag_len: usize,
+    ) -> Result<MacFrame<H>, RcsError> {
+        let frame = self.frame(ad, buf.len(), tag_len)?;
+        self.cipher.ctr_xor(&mut self.nonce, buf);
+        Ok(frame)
+    }
+
+    /// Seal, second half: `mac` is the KMAC state after the packet's finalize (lane words);
+    /// writes its first `V::TAG_LEN` bytes into `tag`.
+    pub(crate) fn finish_seal(&self, mac: &[u64], tag: &mut [u8]) -> Result<(), RcsError> {
+        if tag.len() != V::TAG_LEN {
+            return Err(RcsError::BadLength);
+        }
+        tag_bytes(mac, tag);
+        Ok(())
+    }
+
+    /// Open, first half: returns what the MAC absorbs around the ciphertext `buf`.
+    pub(crate) fn prepare_open<const H: usize>(
+        &mut self,
+        ad: &[u8],
+        buf: &[u8],
+        tag: &[u8],
+    ) -> Result<MacFrame<H>, RcsError> {
+        self.frame(ad, buf.len(), tag.len())
+    }
+
+    /// Open, second half: `mac` as for [`finish_seal`](Self::finish_seal); decrypts `buf` in
+    /// place only if its tag equals `tag`, else the channel is dead, as
+    /// [`open_in_place`](Self::open_in_place).
+    pub(crate) fn finish_open(
+        &mut self,
+        mac: &[u64],
+        buf: &mut [u8],
+        tag: &[u8],
+    ) -> Result<(), RcsError> {
+        let mut want = [0u8; 64];
+        let want = &mut want[..V::TAG_LEN];
+        tag_bytes(mac, want);
+        self.release(want, buf, tag)
     }
 }

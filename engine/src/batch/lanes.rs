@@ -18,37 +18,31 @@
 //! (the squeeze's permutation is the last step's). Steps whose block lies wholly inside the
 //! ciphertext ("plain" steps, all but two or three per packet) run in a tight loop for as
 //! long as every busy lane has one. Everything around the MAC — header checks, the counter,
-//! CTR (before the MAC when sealing; after the tag matched when opening) — is done on the
-//! channel itself when a lane takes up or finishes a job, in the order the scalar
-//! [`RcsChannel`](crate::rcs::RcsChannel) does it.
+//! CTR (before the MAC when sealing; after the tag matched when opening), the tag — is the
+//! channel's own, through its split calls ([`RcsChannel`](crate::rcs::RcsChannel)'s
+//! `prepare_seal`/`finish_seal`, `prepare_open`/`finish_open`) when a lane takes up or
+//! finishes a job; the lanes hold only its KMAC state (`mac_state`) while the packet's
+//! permutations run.
 //!
 //! Width policy: x8 while at least five lanes are busy (AVX-512), x4 while at least two are,
 //! then the last packet in flight is finished on its own and the rest of its stream runs
 //! through the scalar calls (one lane of x4 costs more than a scalar permutation).
 
-use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
-use crate::error::{CryptoFailure, Error, Misuse};
+use crate::error::{Error, Misuse};
 use crate::keccak::lanes::{self, LaneBackend};
-use crate::keccak::{LANES, f1600};
+use crate::keccak::{CSHAKE_DOMAIN, LANES, bit_len, f1600, right_encode};
 use crate::packet::{HEADER_LEN, TAG_LEN};
-use crate::rcs::{NONCE_LEN, Rcs512Channel};
-use crate::session::data::{BatchSession, check_open, open_checked, seal_prepared, sealed_len};
+use crate::rcs::{MAC_TAIL_LEN, Rcs512, Rcs512Channel, Variant, mac_head_len};
+use crate::session::data::{self, BatchSession, PacketFrame, check_open};
 
-/// The AD trailer `le32(len(ad))` the RCS MAC absorbs after the 21-byte header.
-const AD_LEN_BYTES: [u8; 4] = (HEADER_LEN as u32).to_le_bytes();
-
-/// KMAC-512 rate.
-const RATE: usize = 72;
+/// The rate of RCS-512's KMAC.
+const RATE: usize = <Rcs512 as Variant>::RATE;
 /// What the MAC absorbs before the ciphertext: header, `le32(21)`, the nonce before the packet.
-const HEAD_LEN: usize = HEADER_LEN + 4 + NONCE_LEN;
+const HEAD_LEN: usize = mac_head_len(HEADER_LEN);
 /// What it absorbs after: `le64(32 + counter + 8)`.
-const TAIL_LEN: usize = 8;
-/// `right_encode(8 · 64)`: the KMAC output length of a 64-byte tag (SP 800-185 §2.3.1).
-const TAG_BITS: [u8; 3] = [0x02, 0x00, 0x02];
-/// KMAC's domain byte.
-const KMAC_DOMAIN: u8 = 0x04;
+const TAIL_LEN: usize = MAC_TAIL_LEN;
 
 /// What became of one job; the batch turns it into an [`Outcome`](super::Outcome).
 #[derive(Debug)]
@@ -71,6 +65,8 @@ pub(super) enum Record {
 pub(super) struct Task<'x> {
     /// Its index in submission order.
     pub(super) job: usize,
+    /// Its session's index (one past the last session for a job refused at submission).
+    pub(super) session: usize,
     pub(super) kind: TaskKind<'x>,
     pub(super) record: Record,
 }
@@ -133,18 +129,17 @@ fn channel<S: BatchSession>(session: &mut S, dir: Dir) -> &mut Rcs512Channel {
     }
 }
 
-/// Whether a channel's MAC sits at a block boundary with nothing buffered, as it always does
-/// after keying and after every packet; the split path needs it (the scalar one does not).
-fn at_boundary(ch: &mut Rcs512Channel) -> bool {
-    let parts = ch.parts();
-    parts.mac.sponge.pos == 0 && !parts.mac.sponge.is_squeezing()
+/// Whether the split path can take up a job on `dir`'s channel (its MAC state can go to a
+/// lane: see [`Rcs512Channel::mac_state`]).
+fn splittable<S: BatchSession>(session: &mut S, dir: Dir) -> bool {
+    channel(session, dir).mac_state().is_some()
 }
 
 /// The MAC program of one packet in flight.
 #[derive(Clone)]
 struct PacketMac {
-    head: [u8; HEAD_LEN],
-    tail: [u8; TAIL_LEN],
+    /// What the MAC absorbs before and after the ciphertext.
+    frame: PacketFrame,
     /// Ciphertext length.
     n: usize,
     /// The next step.
@@ -159,23 +154,13 @@ struct PacketMac {
     open: bool,
 }
 
-impl Drop for PacketMac {
-    fn drop(&mut self) {
-        // The nonce; the header is public.
-        if let Some(nonce) = self.head.get_mut(HEADER_LEN + AD_LEN_BYTES.len()..) {
-            nonce.zeroize();
-        }
-    }
-}
-
 impl PacketMac {
-    fn new(head: [u8; HEAD_LEN], tail: [u8; TAIL_LEN], n: usize, open: bool) -> Self {
+    fn new(frame: PacketFrame, n: usize, open: bool) -> Self {
         let total = HEAD_LEN + n + TAIL_LEN;
         let full = total / RATE;
-        let quirk = total % RATE + TAG_BITS.len() >= RATE;
+        let quirk = total % RATE + tag_bits().as_slice().len() >= RATE;
         PacketMac {
-            head,
-            tail,
+            frame,
             n,
             step: 0,
             full,
@@ -198,9 +183,9 @@ impl PacketMac {
     /// Copies `M[a..b]` to the front of `out`.
     fn gather(&self, body: &[u8], a: usize, b: usize, out: &mut [u8; RATE]) {
         let parts: [(usize, &[u8]); 3] = [
-            (0, &self.head),
+            (0, &self.frame.head),
             (HEAD_LEN, body),
-            (HEAD_LEN + self.n, &self.tail),
+            (HEAD_LEN + self.n, &self.frame.tail),
         ];
         for (start, part) in parts {
             let lo = a.max(start);
@@ -235,16 +220,23 @@ impl PacketMac {
         let quirk = self.steps > self.full + 1;
         // With the quirk, the final block is built over the stale tail.
         let e_at = if quirk { 0 } else { total - tail_start };
-        if let Some(dst) = out.get_mut(e_at..e_at + TAG_BITS.len()) {
-            dst.copy_from_slice(&TAG_BITS);
+        let e = tag_bits();
+        let e = e.as_slice();
+        if let Some(dst) = out.get_mut(e_at..e_at + e.len()) {
+            dst.copy_from_slice(e);
         }
-        if let Some(b) = out.get_mut(e_at + TAG_BITS.len()) {
-            *b = KMAC_DOMAIN;
+        if let Some(b) = out.get_mut(e_at + e.len()) {
+            *b = CSHAKE_DOMAIN;
         }
         if let Some(b) = out.last_mut() {
             *b |= 0x80;
         }
     }
+}
+
+/// `right_encode(8 · 64)`: the KMAC output length of a 64-byte tag (SP 800-185 §2.3.1).
+fn tag_bits() -> crate::keccak::Encoded {
+    right_encode(bit_len(TAG_LEN))
 }
 
 /// Word-major states of `W` sponges and their joint permutation.
@@ -359,25 +351,31 @@ pub(super) fn run<S: BatchSession>(streams: &mut [Stream<'_, '_, S>], now: u64, 
         // sequential path does, plus the flush's bookkeeping).
         let rest = ctx.streams.get_mut(ctx.next_stream..).unwrap_or_default();
         for stream in rest {
-            run_whole(stream, now);
+            run_whole(stream.session, stream.tasks, now);
         }
         return;
     }
     Engine::<1>::run(&mut ctx, carry, 1);
 }
 
-/// Every task of `stream` in order through the scalar calls (what the one-lane engine does
-/// with each job); a control packet defers the session's later jobs.
-fn run_whole<S: BatchSession>(stream: &mut Stream<'_, '_, S>, now: u64) {
-    let session = &mut *stream.session;
-    let mut tasks = stream.tasks.iter_mut();
+/// One session's tasks in order through the scalar calls (what the one-lane engine does
+/// with each job, and all a flush of one session does); a control packet defers the
+/// session's later jobs.
+pub(super) fn run_whole<S: BatchSession>(session: &mut S, tasks: &mut [Task<'_>], now: u64) {
+    let mut tasks = tasks.iter_mut();
     while let Some(task) = tasks.next() {
         if let Prep::Stop = whole(session, task, now) {
-            for t in tasks.by_ref() {
-                if matches!(t.record, Record::Pending) {
-                    t.record = Record::Deferred;
-                }
-            }
+            defer(tasks.into_slice());
+            return;
+        }
+    }
+}
+
+/// The jobs after a control packet wait for the session's own handling of it.
+fn defer(tasks: &mut [Task<'_>]) {
+    for t in tasks {
+        if matches!(t.record, Record::Pending) {
+            t.record = Record::Deferred;
         }
     }
 }
@@ -505,8 +503,9 @@ where
         dir: Dir,
         load: bool,
     ) {
-        let parts = channel(session, dir).parts();
-        let state = &mut parts.mac.sponge.state;
+        let Some(state) = channel(session, dir).mac_state() else {
+            return;
+        };
         for (x, w) in state.iter_mut().zip(words.iter_mut()) {
             if let Some(y) = w.get_mut(i) {
                 if load {
@@ -578,11 +577,7 @@ where
             match prep {
                 Prep::Done | Prep::Whole => {}
                 Prep::Stop => {
-                    for t in stream.tasks.iter_mut().skip(cur + 1) {
-                        if matches!(t.record, Record::Pending) {
-                            t.record = Record::Deferred;
-                        }
-                    }
+                    defer(stream.tasks.get_mut(cur + 1..).unwrap_or_default());
                     lane.next = stream.tasks.len();
                 }
                 Prep::Mac(dir) => {
@@ -685,134 +680,79 @@ fn prepare<S: BatchSession>(
     now: u64,
     mac: &mut Option<PacketMac>,
 ) -> Prep {
-    match &mut task.kind {
-        TaskKind::Settled => Prep::Done,
+    let (frame, n, dir) = match &mut task.kind {
+        TaskKind::Settled => return Prep::Done,
+        TaskKind::Seal { .. } if !splittable(session, Dir::Tx) => return Prep::Whole,
+        TaskKind::Open { .. } if !splittable(session, Dir::Rx) => return Prep::Whole,
         TaskKind::Seal { payload, slot } => {
             let len = payload.len();
-            if !at_boundary(session.tx_channel_mut()) {
-                return Prep::Whole;
-            }
-            let h = match session.prepare_seal(len, now) {
-                Ok(h) => h.encode(),
-                Err(e) => {
-                    task.record = Record::Failed(e);
-                    return Prep::Done;
-                }
-            };
-            let parts = session.tx_channel_mut().parts();
-            if slot.len() != sealed_len(len) || *parts.dead {
-                // Cannot happen (the slot is sized for the message, a transmit channel never
-                // opens); end the session as the scalar seal would.
-                session.abort();
-                task.record = Record::Failed(Misuse::NotEstablished.into());
-                return Prep::Done;
-            }
-            let (header, rest) = slot.split_at_mut(HEADER_LEN);
-            let body = rest.get_mut(..len).unwrap_or_default();
-            header.copy_from_slice(&h);
-            body.copy_from_slice(payload);
-            let head = head_bytes(&h, parts.nonce);
-            *parts.counter = parts.counter.wrapping_add(len as u64);
-            parts.cipher.ctr_xor(parts.nonce, body);
-            let tail = tail_bytes(*parts.counter);
-            *mac = Some(PacketMac::new(head, tail, len, false));
-            Prep::Mac(Dir::Tx)
+            let frame = data::reserve(session, payload, now, slot).and_then(|header| {
+                data::tx_step(session, len, slot, |tx, ct, tag| {
+                    tx.prepare_seal(&header, ct, tag.len())
+                })
+            });
+            (frame, len, Dir::Tx)
         }
         TaskKind::Open { packet } => {
-            match check_open(session, packet, now) {
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    task.record = Record::Control;
-                    return Prep::Stop;
-                }
-                Err(e) => {
-                    task.record = Record::Failed(e);
-                    return Prep::Done;
-                }
-            }
-            if !at_boundary(session.rx_channel_mut()) {
-                return Prep::Whole;
+            if let Some(settled) = check(session, packet, now, &mut task.record) {
+                return settled;
             }
             let n = packet.len().saturating_sub(HEADER_LEN + TAG_LEN);
-            let parts = session.rx_channel_mut().parts();
-            let mut h = [0u8; HEADER_LEN];
-            if let Some(src) = packet.get(..HEADER_LEN) {
-                h.copy_from_slice(src);
-            }
-            let head = head_bytes(&h, parts.nonce);
-            *parts.counter = parts.counter.wrapping_add(n as u64);
-            let tail = tail_bytes(*parts.counter);
-            *mac = Some(PacketMac::new(head, tail, n, true));
-            Prep::Mac(Dir::Rx)
+            let frame = data::rx_step(session, packet, |rx, head, ct, tag| {
+                rx.prepare_open(head, ct, tag)
+            });
+            (frame, n, Dir::Rx)
+        }
+    };
+    match frame {
+        Ok(frame) => {
+            *mac = Some(PacketMac::new(frame, n, dir == Dir::Rx));
+            Prep::Mac(dir)
+        }
+        Err(e) => {
+            task.record = Record::Failed(e);
+            Prep::Done
         }
     }
 }
 
-/// `header || le32(21) || nonce`.
-fn head_bytes(header: &[u8; HEADER_LEN], nonce: &[u8; NONCE_LEN]) -> [u8; HEAD_LEN] {
-    let mut head = [0u8; HEAD_LEN];
-    let (h, rest) = head.split_at_mut(HEADER_LEN);
-    h.copy_from_slice(header);
-    let (l, n) = rest.split_at_mut(AD_LEN_BYTES.len());
-    l.copy_from_slice(&AD_LEN_BYTES);
-    n.copy_from_slice(nonce);
-    head
-}
-
-/// `le64(32 + counter + 8)`.
-fn tail_bytes(counter: u64) -> [u8; TAIL_LEN] {
-    32u64.wrapping_add(counter).wrapping_add(8).to_le_bytes()
-}
-
-/// Runs one job through the scalar calls, for a flush of a single session (no lanes to
-/// share); `true` if it was a control packet, so the session's later jobs wait.
-pub(super) fn run_one<S: BatchSession>(session: &mut S, task: &mut Task<'_>, now: u64) -> bool {
-    matches!(whole(session, task, now), Prep::Stop)
+/// The checks of a received packet before its MAC ([`check_open`]): `None` for a data packet
+/// that passed; else what the job came to (a control packet stops its session's jobs).
+fn check<S: BatchSession>(
+    session: &mut S,
+    packet: &[u8],
+    now: u64,
+    record: &mut Record,
+) -> Option<Prep> {
+    match check_open(session, packet, now) {
+        Ok(Some(_)) => None,
+        Ok(None) => {
+            *record = Record::Control;
+            Some(Prep::Stop)
+        }
+        Err(e) => {
+            *record = Record::Failed(e);
+            Some(Prep::Done)
+        }
+    }
 }
 
 /// Runs a job through the scalar calls.
 fn whole<S: BatchSession>(session: &mut S, task: &mut Task<'_>, now: u64) -> Prep {
-    match &mut task.kind {
-        TaskKind::Settled => Prep::Done,
-        TaskKind::Seal { payload, slot } => {
-            let len = payload.len();
-            task.record = match session.prepare_seal(len, now) {
-                Ok(h) => {
-                    let h = h.encode();
-                    if slot.len() == sealed_len(len) {
-                        let (dst, rest) = slot.split_at_mut(HEADER_LEN);
-                        dst.copy_from_slice(&h);
-                        if let Some(body) = rest.get_mut(..len) {
-                            body.copy_from_slice(payload);
-                        }
-                    }
-                    match seal_prepared(session, len, slot) {
-                        Ok(()) => Record::Sealed,
-                        Err(e) => Record::Failed(e),
-                    }
-                }
-                Err(e) => Record::Failed(e),
-            };
-            Prep::Done
+    task.record = match &mut task.kind {
+        TaskKind::Settled => return Prep::Done,
+        TaskKind::Seal { payload, slot } => sealed(
+            data::reserve(session, payload, now, slot)
+                .and_then(|_| data::seal_prepared(session, payload.len(), slot)),
+        ),
+        TaskKind::Open { packet } => {
+            if let Some(settled) = check(session, packet, now, &mut task.record) {
+                return settled;
+            }
+            opened(data::open_checked(session, packet))
         }
-        TaskKind::Open { packet } => match check_open(session, packet, now) {
-            Ok(Some(_)) => {
-                task.record = match open_checked(session, packet) {
-                    Ok(pt) => Record::Opened { len: pt.len() },
-                    Err(e) => Record::Failed(e),
-                };
-                Prep::Done
-            }
-            Ok(None) => {
-                task.record = Record::Control;
-                Prep::Stop
-            }
-            Err(e) => {
-                task.record = Record::Failed(e);
-                Prep::Done
-            }
-        },
-    }
+    };
+    Prep::Done
 }
 
 /// After a packet's last MAC step: place the tag (seal), or compare it in constant time
@@ -823,39 +763,28 @@ fn finish<S: BatchSession>(
     mac: &PacketMac,
     tag: &[u64; TAG_LEN / 8],
 ) {
-    match (&mut task.kind, mac.open) {
+    task.record = match (&mut task.kind, mac.open) {
         (TaskKind::Seal { payload, slot }, false) => {
-            if let Some(dst) = slot.get_mut(HEADER_LEN + payload.len()..)
-                && dst.len() == TAG_LEN
-            {
-                for (d, t) in dst.as_chunks_mut::<8>().0.iter_mut().zip(tag) {
-                    *d = t.to_le_bytes();
-                }
-                task.record = Record::Sealed;
-                return;
-            }
-            task.record = Record::Failed(Misuse::NotEstablished.into());
+            sealed(data::tx_step(session, payload.len(), slot, |tx, _, out| {
+                tx.finish_seal(tag, out)
+            }))
         }
-        (TaskKind::Open { packet }, true) => {
-            let rest = packet.get_mut(HEADER_LEN..).unwrap_or_default();
-            let (body, got) = rest.split_at_mut(mac.n.min(rest.len()));
-            let mut received = [0u64; TAG_LEN / 8];
-            for (r, c) in received.iter_mut().zip(got.as_chunks::<8>().0) {
-                *r = u64::from_le_bytes(*c);
-            }
-            let ok: bool = got.len() == TAG_LEN && bool::from(tag[..].ct_eq(&received[..]));
-            if !ok {
-                // As `RcsChannel::open_in_place`: the MAC state has moved, the channel is dead.
-                *session.rx_channel_mut().parts().dead = true;
-                session.abort();
-                task.record = Record::Failed(CryptoFailure::Authentication.into());
-                return;
-            }
-            let parts = session.rx_channel_mut().parts();
-            parts.cipher.ctr_xor(parts.nonce, body);
-            session.commit_open();
-            task.record = Record::Opened { len: body.len() };
-        }
-        _ => task.record = Record::Failed(Misuse::NotEstablished.into()),
-    }
+        (TaskKind::Open { packet }, true) => opened(
+            data::rx_step(session, packet, |rx, _, ct, got| {
+                rx.finish_open(tag, ct, got)
+            })
+            .map(|()| data::received(session, packet)),
+        ),
+        _ => Record::Failed(Misuse::NotEstablished.into()),
+    };
+}
+
+/// The record of a seal.
+fn sealed(r: Result<(), Error>) -> Record {
+    r.map_or_else(Record::Failed, |()| Record::Sealed)
+}
+
+/// The record of an open.
+fn opened(r: Result<&[u8], Error>) -> Record {
+    r.map_or_else(Record::Failed, |pt| Record::Opened { len: pt.len() })
 }

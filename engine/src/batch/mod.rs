@@ -206,27 +206,20 @@ pub struct Scratch(Option<Box<Buffers>>);
 
 #[derive(Default)]
 struct Buffers {
+    /// The sealed packets: each session's back to back, sessions in the order they were added.
     arena: Vec<u8>,
-    starts: Vec<usize>,
-    fill: Vec<usize>,
-    order: Vec<usize>,
+    /// By job: a seal's slot in the arena (start, size).
     seal_at: Vec<Option<(usize, usize)>>,
+    /// By job: what it came to.
     records: Vec<Record>,
+    /// By session: its run of sealed packets in the arena.
     output: Vec<(usize, usize)>,
     // Vectors whose elements borrow, kept empty between turns (see `recycle`).
     sessions: Vec<&'static mut ()>,
     jobs: Vec<Job<'static>>,
     packets: Vec<Option<&'static mut [u8]>>,
-    bufs: Vec<Buf<'static>>,
     tasks: Vec<Task<'static>>,
     streams: Vec<[usize; 4]>,
-}
-
-/// A job's buffer while the tasks are built.
-enum Buf<'x> {
-    Open(&'x mut [u8]),
-    Seal(&'x [u8]),
-    None,
 }
 
 impl fmt::Debug for Scratch {
@@ -262,15 +255,6 @@ enum Job<'a> {
     Refused {
         error: Error,
     },
-}
-
-impl Job<'_> {
-    fn session(&self) -> Option<usize> {
-        match self {
-            Job::Seal { session, .. } | Job::Open { session, .. } => Some(*session),
-            Job::Refused { .. } => None,
-        }
-    }
 }
 
 /// Seal and open jobs of many sessions, run together by [`flush`](Batch::flush).
@@ -376,34 +360,25 @@ impl<'a, S: BatchSession> Batch<'a, S> {
     /// `(0x04, len + 64, txseq, now)`). An empty or oversized payload, or a session of another
     /// batch, fails this job alone.
     pub fn seal(&mut self, session: SessionId, payload: &'a [u8]) -> JobId {
-        let job = if session.0 < self.sessions.len() {
-            Job::Seal {
-                session: session.0,
-                payload,
-            }
-        } else {
-            Job::Refused {
-                error: Misuse::NotEstablished.into(),
-            }
-        };
-        self.jobs.push(job);
-        JobId(self.jobs.len() - 1)
+        self.submit(session, |session| Job::Seal { session, payload })
     }
 
     /// Queues a received packet (header included, exactly one packet) to be opened in place
     /// on `session`.
     pub fn open(&mut self, session: SessionId, packet: &'a mut [u8]) -> JobId {
-        let job = if session.0 < self.sessions.len() {
-            Job::Open {
-                session: session.0,
-                packet,
-            }
+        self.submit(session, |session| Job::Open { session, packet })
+    }
+
+    /// Queues the job `make` builds for the session's index; a session of another batch
+    /// fails it at once.
+    fn submit(&mut self, session: SessionId, make: impl FnOnce(usize) -> Job<'a>) -> JobId {
+        self.jobs.push(if session.0 < self.sessions.len() {
+            make(session.0)
         } else {
             Job::Refused {
                 error: Misuse::NotEstablished.into(),
             }
-        };
-        self.jobs.push(job);
+        });
         JobId(self.jobs.len() - 1)
     }
 
@@ -412,9 +387,6 @@ impl<'a, S: BatchSession> Batch<'a, S> {
     /// the scalar calls: there is nothing to share lanes with). `now` (Unix seconds) stamps
     /// the sealed headers and checks the received ones.
     pub fn flush(self, now: u64) -> Flushed<'a, S> {
-        if self.sessions.len() == 1 {
-            return self.flush_single(now);
-        }
         let Batch {
             mut sessions,
             mut jobs,
@@ -423,286 +395,175 @@ impl<'a, S: BatchSession> Batch<'a, S> {
             threads,
             scratch,
         } = self;
-        let mut boxed = scratch.0.unwrap_or_default();
-        let Buffers {
-            mut arena,
-            mut starts,
-            mut fill,
-            mut order,
-            mut seal_at,
-            mut records,
-            mut output,
-            sessions: _,
-            jobs: _,
-            packets: spare_packets,
-            bufs,
-            tasks,
-            streams,
-        } = core::mem::take(&mut *boxed);
-
-        // Job indices grouped by session, each group in submission order (a counting sort):
-        // session `s` owns `order[starts[s]..starts[s + 1]]`.
-        starts.clear();
-        starts.resize(sessions.len() + 1, 0);
-        for job in &jobs {
-            if let Some(c) = job.session().and_then(|s| starts.get_mut(s + 1)) {
-                *c += 1;
-            }
-        }
-        for s in 1..starts.len() {
-            let prev = starts.get(s - 1).copied().unwrap_or(0);
-            if let Some(c) = starts.get_mut(s) {
-                *c += prev;
-            }
-        }
-        order.clear();
-        order.resize(starts.last().copied().unwrap_or(0), 0);
-        fill.clear();
-        fill.extend_from_slice(&starts);
-        for (j, job) in jobs.iter().enumerate() {
-            let slot = job.session().and_then(|s| fill.get_mut(s)).and_then(|f| {
-                let at = *f;
-                *f += 1;
-                order.get_mut(at)
-            });
-            if let Some(o) = slot {
-                *o = j;
-            }
-        }
-
-        // The output buffer, in the same order: each session's sealed packets back to back.
-        // Only the layout is made here; the engine copies each message into its slot (the one
-        // copy) and writes header and tag around it, on the thread that seals it. The buffer
-        // keeps what the last turn left in it (sealed packets, wiped slots): every slot is
-        // overwritten before it is read. A message DKTP cannot carry gets an empty slot; its
-        // job fails in order, after the session's own checks.
-        seal_at.clear();
-        seal_at.resize(jobs.len(), None);
-        let mut total = 0usize;
-        for &j in &order {
-            if let (Some(Job::Seal { payload, .. }), Some(at)) = (jobs.get(j), seal_at.get_mut(j)) {
-                let size = slot_len(payload.len());
-                *at = Some((total, size));
-                total += size;
-            }
-        }
-        arena.resize(total, 0);
-
-        records.clear();
-        records.resize_with(jobs.len(), || Record::Pending);
-        let (bufs, tasks, streams) = {
-            // Per job: the packet to open in place, or the message to seal.
-            let mut bufs: Vec<Buf<'_>> = recycle(bufs);
-            bufs.extend(jobs.iter_mut().map(|job| match job {
-                Job::Open { packet, .. } => Buf::Open(packet),
-                Job::Seal { payload, .. } => Buf::Seal(payload),
-                Job::Refused { .. } => Buf::None,
-            }));
-            // Tasks, in `order`, borrow the packet buffers and the arena slots for the run.
-            let mut rest = &mut arena[..];
-            let mut tasks: Vec<Task<'_>> = recycle(tasks);
-            for &j in &order {
-                let size = seal_at.get(j).copied().flatten().map(|(_, size)| size);
-                let buf = bufs.get_mut(j).map(|p| core::mem::replace(p, Buf::None));
-                let kind = match (size, buf) {
-                    (Some(size), Some(Buf::Seal(payload))) => {
-                        let size = size.min(rest.len());
-                        let (slot, tail) = core::mem::take(&mut rest).split_at_mut(size);
-                        rest = tail;
-                        TaskKind::Seal { payload, slot }
-                    }
-                    (None, Some(Buf::Open(packet))) => TaskKind::Open { packet },
-                    _ => TaskKind::Settled,
-                };
-                tasks.push(Task {
-                    job: j,
-                    kind,
-                    record: Record::Pending,
-                });
-            }
-            let mut streams: Vec<Stream<'_, '_, S>> = recycle(streams);
-            let mut rest_tasks = &mut tasks[..];
-            for (s, session) in sessions.iter_mut().enumerate() {
-                let count = match (starts.get(s), starts.get(s + 1)) {
-                    (Some(a), Some(b)) => b - a,
-                    _ => 0,
-                };
-                let count = count.min(rest_tasks.len());
-                let (mine, tail) = core::mem::take(&mut rest_tasks).split_at_mut(count);
-                rest_tasks = tail;
-                if mine.is_empty() {
-                    continue;
-                }
-                let work = mine.iter().map(Task::work).sum();
-                streams.push(Stream {
-                    session: &mut **session,
-                    tasks: mine,
-                    work,
-                });
-            }
-            // Heaviest first: the tail where lanes run empty is then made of light streams.
-            streams.sort_by_key(|s| core::cmp::Reverse(s.work));
-            run_streams(
-                &mut streams,
-                now,
-                (lanes, width),
-                threads.unwrap_or_else(default_threads),
-            );
-            let streams: Vec<[usize; 4]> = recycle(streams);
-            for task in tasks.drain(..) {
-                if let TaskKind::Seal { slot, .. } = task.kind
-                    && !matches!(task.record, Record::Sealed)
-                {
-                    // The payload was copied here but not sealed: wipe it.
-                    zeroize::Zeroize::zeroize(slot);
-                }
-                if let Some(r) = records.get_mut(task.job) {
-                    *r = task.record;
-                }
-            }
-            (recycle(bufs), recycle(tasks), streams)
+        let mut buffers = scratch.0.unwrap_or_default();
+        let b = &mut *buffers;
+        let mut tasks = recycle(core::mem::take(&mut b.tasks));
+        plan(
+            &mut jobs,
+            sessions.len(),
+            &mut b.arena,
+            &mut b.seal_at,
+            &mut tasks,
+        );
+        let setup = Setup {
+            now,
+            lanes,
+            width,
+            threads,
         };
-        for (j, job) in jobs.iter().enumerate() {
-            if let (Job::Refused { error }, Some(r)) = (job, records.get_mut(j)) {
-                *r = Record::Failed(error.clone());
-            }
-        }
-
-        // Each session's output: its sealed packets up to the first seal that failed with a
-        // slot (the session ended, ran out of sequence numbers or waits for a control packet,
-        // so every later seal of it failed or was deferred too).
-        output.clear();
-        for s in 0..sessions.len() {
-            let group = match (starts.get(s), starts.get(s + 1)) {
-                (Some(&a), Some(&b)) => order.get(a..b).unwrap_or_default(),
-                _ => &[],
-            };
-            let start = group
-                .iter()
-                .find_map(|&j| seal_at.get(j).copied().flatten())
-                .map_or(0, |(at, _)| at);
-            let mut end = start;
-            for &j in group {
-                match (records.get(j), seal_at.get(j)) {
-                    (Some(Record::Sealed), Some(Some((_, size)))) => end += size,
-                    (_, Some(Some((_, size)))) if *size > 0 => break,
-                    _ => {}
-                }
-            }
-            output.push((start, end));
-        }
-
-        let b = &mut *boxed;
-        b.arena = arena;
-        b.starts = starts;
-        b.fill = fill;
-        b.order = order;
-        b.seal_at = seal_at;
-        b.records = records;
-        b.output = output;
-        b.packets = spare_packets;
-        b.bufs = bufs;
-        b.tasks = tasks;
-        b.streams = streams;
-        finished(sessions, jobs, boxed)
-    }
-
-    /// [`flush`](Batch::flush) of a batch of one session: its jobs in submission order on
-    /// the calling thread through the scalar calls, without the grouping, lane and thread
-    /// bookkeeping (with one session there is nothing to share lanes with), so that a batch
-    /// of one costs what the scalar path costs. Same records, output layout and session
-    /// state as the general path (`proptests/tests/batch.rs` covers one-session batches).
-    fn flush_single(self, now: u64) -> Flushed<'a, S> {
-        let Batch {
-            mut sessions,
-            mut jobs,
-            scratch,
-            ..
-        } = self;
-        let mut boxed = scratch.0.unwrap_or_default();
-        // The buffers are used where they are, in the box.
-        let Buffers {
-            arena,
-            seal_at,
-            records,
-            output,
-            ..
-        } = &mut *boxed;
-
-        // Slots back to back in submission order, as in the general path.
-        seal_at.clear();
-        let mut total = 0usize;
-        seal_at.extend(jobs.iter().map(|job| match job {
-            Job::Seal { payload, .. } => {
-                let size = slot_len(payload.len());
-                let at = total;
-                total += size;
-                Some((at, size))
-            }
-            _ => None,
-        }));
-        arena.resize(total, 0);
-
-        records.clear();
-        let (mut start, mut end, mut ended) = (None, 0usize, false);
-        let mut waiting = false;
-        let mut rest = &mut arena[..];
-        if let Some(session) = sessions.first_mut() {
-            let session = &mut **session;
-            for (job, at) in jobs.iter_mut().zip(seal_at.iter()) {
-                let kind = match (job, at) {
-                    (Job::Refused { error }, _) => {
-                        records.push(Record::Failed(error.clone()));
-                        continue;
-                    }
-                    (Job::Seal { payload, .. }, Some((at, size))) => {
-                        start.get_or_insert(*at);
-                        let size = (*size).min(rest.len());
-                        let (slot, tail) = core::mem::take(&mut rest).split_at_mut(size);
-                        rest = tail;
-                        TaskKind::Seal { payload, slot }
-                    }
-                    (Job::Open { packet, .. }, _) => TaskKind::Open { packet },
-                    (Job::Seal { .. }, None) => TaskKind::Settled,
-                };
-                let mut task = Task {
-                    job: records.len(),
-                    kind,
-                    record: Record::Pending,
-                };
-                if waiting {
-                    task.record = Record::Deferred;
-                } else {
-                    waiting = lanes::run_one(session, &mut task, now);
-                }
-                if let TaskKind::Seal { slot, .. } = task.kind {
-                    // The session's output: its packets up to the first seal that failed
-                    // with a slot (as in the general path).
-                    match task.record {
-                        Record::Sealed => {
-                            if !ended {
-                                end += slot.len();
-                            }
-                        }
-                        _ => {
-                            ended |= !slot.is_empty();
-                            // Copied here but not sealed: wipe it.
-                            zeroize::Zeroize::zeroize(slot);
-                        }
-                    }
-                }
-                records.push(task.record);
-            }
-        }
-        let start = start.unwrap_or(0);
-        output.clear();
-        output.push((start, start + end));
-
-        finished(sessions, jobs, boxed)
+        run(&mut sessions, &mut tasks, &mut b.streams, setup);
+        let (records, output) = (&mut b.records, &mut b.output);
+        collect(&mut tasks, &b.seal_at, records, output, sessions.len());
+        b.tasks = recycle(tasks);
+        finished(sessions, jobs, buffers)
     }
 }
 
-/// The end of both paths of [`Batch::flush`]: the received packets kept by job (their
+/// How a flush runs: the caller's clock, and the lanes and threads it may use.
+#[derive(Clone, Copy)]
+struct Setup {
+    now: u64,
+    lanes: LaneBackend,
+    width: Option<usize>,
+    threads: Option<usize>,
+}
+
+/// Planning: a task per job, grouped by session in the order the sessions were added (each
+/// group in submission order; jobs refused at submission last, already failed), and each
+/// seal's slot in the arena, in the same order, so that each session's sealed packets lie
+/// back to back.
+///
+/// Only the layout is made here; the engine copies each message into its slot (the one copy)
+/// and writes header and tag around it, on the thread that seals it. The arena keeps what
+/// the last turn left in it (sealed packets, wiped slots): every slot is overwritten before
+/// it is read. A message DKTP cannot carry gets an empty slot; its job fails in order, after
+/// the session's own checks.
+fn plan<'x>(
+    jobs: &'x mut [Job<'_>],
+    sessions: usize,
+    arena: &'x mut Vec<u8>,
+    seal_at: &mut Vec<Option<(usize, usize)>>,
+    tasks: &mut Vec<Task<'x>>,
+) {
+    let mut total = 0usize;
+    tasks.extend(jobs.iter_mut().enumerate().map(|(job, j)| {
+        let (session, kind, record) = match j {
+            Job::Seal { session, payload } => {
+                total += slot_len(payload.len());
+                let slot = Default::default();
+                (*session, TaskKind::Seal { payload, slot }, Record::Pending)
+            }
+            Job::Open { session, packet } => (*session, TaskKind::Open { packet }, Record::Pending),
+            Job::Refused { error } => (sessions, TaskKind::Settled, Record::Failed(error.clone())),
+        };
+        Task {
+            job,
+            session,
+            kind,
+            record,
+        }
+    }));
+    // Keys are unique, so the order is exactly (session, submission).
+    tasks.sort_unstable_by_key(|t| (t.session, t.job));
+    arena.resize(total, 0);
+    seal_at.clear();
+    seal_at.resize(tasks.len(), None);
+    let (mut rest, mut at) = (&mut arena[..], 0usize);
+    for task in tasks.iter_mut() {
+        if let TaskKind::Seal { payload, slot } = &mut task.kind {
+            let size = slot_len(payload.len()).min(rest.len());
+            (*slot, rest) = core::mem::take(&mut rest).split_at_mut(size);
+            if let Some(s) = seal_at.get_mut(task.job) {
+                *s = Some((at, size));
+            }
+            at += size;
+        }
+    }
+}
+
+/// Running: each session's tasks in order. One session runs on the calling thread through
+/// the scalar calls, without the stream, lane and thread bookkeeping, so that a batch of one
+/// costs what the scalar path costs; more share lanes and threads.
+fn run<S: BatchSession>(
+    sessions: &mut [&mut S],
+    tasks: &mut [Task<'_>],
+    spare: &mut Vec<[usize; 4]>,
+    setup: Setup,
+) {
+    if let [one] = sessions {
+        let mine = tasks.iter().take_while(|t| t.session == 0).count();
+        lanes::run_whole(
+            &mut **one,
+            tasks.get_mut(..mine).unwrap_or_default(),
+            setup.now,
+        );
+        return;
+    }
+    let mut streams: Vec<Stream<'_, '_, S>> = recycle(core::mem::take(spare));
+    let mut owners = sessions.iter_mut().enumerate();
+    for group in tasks.chunk_by_mut(|a, b| a.session == b.session) {
+        let s = group.first().map_or(usize::MAX, |t| t.session);
+        if let Some((_, session)) = owners.find(|(i, _)| *i == s) {
+            let work = group.iter().map(Task::work).sum();
+            streams.push(Stream {
+                session: &mut **session,
+                tasks: group,
+                work,
+            });
+        }
+    }
+    // Heaviest first: the tail where lanes run empty is then made of light streams.
+    streams.sort_by_key(|s| core::cmp::Reverse(s.work));
+    run_streams(&mut streams, setup);
+    *spare = recycle(streams);
+}
+
+/// Collecting: the records by job, the slots of the seals that did not happen wiped (the
+/// message was copied there), and each session's output: its sealed packets up to the first
+/// seal that failed with a slot (the session ended, ran out of sequence numbers or waits for
+/// a control packet, so every later seal of it failed or was deferred too).
+fn collect(
+    tasks: &mut Vec<Task<'_>>,
+    seal_at: &[Option<(usize, usize)>],
+    records: &mut Vec<Record>,
+    output: &mut Vec<(usize, usize)>,
+    sessions: usize,
+) {
+    output.clear();
+    output.resize(sessions, (0, 0));
+    for group in tasks.chunk_by(|x, y| x.session == y.session) {
+        let mut run = None::<(usize, usize)>;
+        let slots = group
+            .iter()
+            .filter_map(|t| Some((&t.record, seal_at.get(t.job).copied().flatten()?)));
+        for (record, (at, size)) in slots {
+            let (_, end) = run.get_or_insert((at, at));
+            match record {
+                Record::Sealed => *end += size,
+                _ if size > 0 => break,
+                _ => {}
+            }
+        }
+        if let (Some(run), Some(dst)) = (run, group.first().and_then(|t| output.get_mut(t.session)))
+        {
+            *dst = run;
+        }
+    }
+    records.clear();
+    records.resize_with(tasks.len(), || Record::Pending);
+    for task in tasks.drain(..) {
+        if let TaskKind::Seal { slot, .. } = task.kind
+            && !matches!(task.record, Record::Sealed)
+        {
+            zeroize::Zeroize::zeroize(slot);
+        }
+        if let Some(r) = records.get_mut(task.job) {
+            *r = task.record;
+        }
+    }
+}
+
+/// The end of [`Batch::flush`]: the received packets kept by job (their
 /// plaintexts are read in place), the job vector emptied back into the box.
 fn finished<'a, S: BatchSession>(
     sessions: Vec<&'a mut S>,
@@ -770,12 +631,14 @@ fn default_threads() -> usize {
 /// chunks from a shared queue until none is left. A session belongs to exactly one chunk, so
 /// no two threads ever touch it, and a thread the OS does not schedule only delays the chunk
 /// it took, not a fixed share of the work.
-fn run_streams<S: BatchSession>(
-    streams: &mut [Stream<'_, '_, S>],
-    now: u64,
-    (lanes, width): (LaneBackend, Option<usize>),
-    threads: usize,
-) {
+fn run_streams<S: BatchSession>(streams: &mut [Stream<'_, '_, S>], setup: Setup) {
+    let Setup {
+        now,
+        lanes,
+        width,
+        threads,
+    } = setup;
+    let threads = threads.unwrap_or_else(default_threads);
     let lanes = resolve(lanes);
     let width = width.unwrap_or(if lanes == LaneBackend::Avx512 { 8 } else { 4 });
     let lanes = Lanes {

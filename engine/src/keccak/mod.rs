@@ -31,6 +31,7 @@ mod tests;
 use std::sync::OnceLock;
 
 pub use cshake::{Cshake, Cshake256, Cshake512, cshake256, cshake512};
+pub(crate) use encode::{Encoded, bit_len, right_encode};
 pub use kmac::{Kmac, Kmac256, Kmac512, kmac256, kmac512};
 pub use sha3::{Sha3_256, Sha3_512, Shake, Shake128, Shake256, Shake512};
 pub use sha3::{sha3_256, sha3_512, shake128, shake256, shake512};

@@ -10,7 +10,7 @@ use crate::key_schedule::ChannelKey;
 use crate::packet::{
     self, Flag, HEADER_LEN, Header, MAX_MESSAGE, SEALED_ERROR_LEN, SEALED_ERROR_MSGLEN, TAG_LEN,
 };
-use crate::rcs::{Rcs512Channel, RcsError};
+use crate::rcs::{self, MacFrame, Rcs512Channel, RcsError};
 use crate::{Backend, BackendError};
 
 /// Largest message one data packet carries: the framing limit on the message
@@ -75,7 +75,7 @@ pub enum Received<'p> {
 /// channels and their sequence numbers (FACTS §7).
 ///
 /// [`seal`](Self::seal) and [`open`](Self::open) are the sequential path, one packet at a
-/// time; [`Batch`](super::Batch) runs the same steps for many sessions at once and leaves
+/// time; [`Batch`](crate::batch::Batch) runs the same steps for many sessions at once and leaves
 /// every session exactly as these calls would.
 ///
 /// Any failure to open a received packet ends the session ([`Status::Failed`]); sealing
@@ -178,12 +178,7 @@ impl DataSession {
             }
             .into());
         };
-        let header = self.prepare_seal(payload.len(), now)?.encode();
-        let (head, body) = dest.split_at_mut(HEADER_LEN);
-        head.copy_from_slice(&header);
-        body.get_mut(..payload.len())
-            .unwrap_or_default()
-            .copy_from_slice(payload);
+        reserve(self, payload, now, dest)?;
         seal_prepared(self, payload.len(), dest)?;
         Ok(len)
     }
@@ -332,6 +327,10 @@ pub const fn sealed_len(len: usize) -> usize {
     HEADER_LEN + len + TAG_LEN
 }
 
+/// What the receive or transmit MAC absorbs around a data packet's ciphertext (its AD is the
+/// header), for the batch engine's split seal and open.
+pub(crate) type PacketFrame = MacFrame<{ rcs::mac_head_len(HEADER_LEN) }>;
+
 /// The sequential seal of any [`BatchSession`], appending to `out`.
 pub(crate) fn seal<S: BatchSession + ?Sized>(
     session: &mut S,
@@ -354,8 +353,29 @@ pub(crate) fn seal<S: BatchSession + ?Sized>(
     r
 }
 
+/// Reserves a packet for `payload` ([`BatchSession::prepare_seal`]) and lays it out in
+/// `slot`: header, then the message where the ciphertext goes (when `slot` has the packet's
+/// size; otherwise the seal fails after this, ending the session). Returns the header.
+pub(crate) fn reserve<S: BatchSession + ?Sized>(
+    session: &mut S,
+    payload: &[u8],
+    now: u64,
+    slot: &mut [u8],
+) -> Result<[u8; HEADER_LEN], Error> {
+    let header = session.prepare_seal(payload.len(), now)?.encode();
+    if slot.len() == sealed_len(payload.len()) {
+        let (head, body) = slot.split_at_mut(HEADER_LEN);
+        head.copy_from_slice(&header);
+        body.get_mut(..payload.len())
+            .unwrap_or_default()
+            .copy_from_slice(payload);
+    }
+    Ok(header)
+}
+
 /// Seals, on the transmit channel, the `len`-byte message at `slot[HEADER_LEN..]` of a
-/// packet reserved by `prepare_seal`, its header already in place.
+/// packet reserved by `prepare_seal`, its header already in place. A slot of the wrong size
+/// or a failed seal (neither can happen to a packet the session reserved) ends the session.
 pub(crate) fn seal_prepared<S: BatchSession + ?Sized>(
     session: &mut S,
     len: usize,
@@ -367,6 +387,29 @@ pub(crate) fn seal_prepared<S: BatchSession + ?Sized>(
         Err(Misuse::NotEstablished.into())
     };
     r.inspect_err(|_| session.abort())
+}
+
+/// Runs `step` on the transmit channel with the ciphertext and tag of the `len`-byte
+/// message's packet in `slot` (the whole seal, or a half of the batch's split one). A slot of
+/// the wrong size or a failed step (neither can happen to a packet the session reserved)
+/// ends the session, as a receive failure does.
+pub(crate) fn tx_step<S: BatchSession + ?Sized, T>(
+    session: &mut S,
+    len: usize,
+    slot: &mut [u8],
+    step: impl FnOnce(&mut Rcs512Channel, &mut [u8], &mut [u8]) -> Result<T, RcsError>,
+) -> Result<T, Error> {
+    let done = match slot.get_mut(HEADER_LEN..) {
+        Some(body) if body.len() == len + TAG_LEN => {
+            let (ct, tag) = body.split_at_mut(len);
+            step(session.tx_channel_mut(), ct, tag).ok()
+        }
+        _ => None,
+    };
+    done.ok_or_else(|| {
+        session.abort();
+        Misuse::NotEstablished.into()
+    })
 }
 
 /// The checks of a received packet before authentication, for any [`BatchSession`]:
@@ -412,17 +455,41 @@ pub(crate) fn open_checked<'p, S: BatchSession + ?Sized>(
     session: &mut S,
     packet: &'p mut [u8],
 ) -> Result<&'p [u8], Error> {
+    rx_step(session, packet, |rx, head, body, tag| {
+        rx.open_in_place(head, body, tag)
+    })?;
+    Ok(received(session, packet))
+}
+
+/// Runs `step` on the receive channel with the header, ciphertext and tag of a packet that
+/// passed [`check_open`] (the whole open, or a half of the batch's split one). A failure ends
+/// the session and says no more than that authentication failed.
+pub(crate) fn rx_step<S: BatchSession + ?Sized, T>(
+    session: &mut S,
+    packet: &mut [u8],
+    step: impl FnOnce(&mut Rcs512Channel, &[u8], &mut [u8], &[u8]) -> Result<T, RcsError>,
+) -> Result<T, Error> {
+    let (head, body, tag) = received_parts(packet);
+    step(session.rx_channel_mut(), head, body, tag).map_err(|_| {
+        session.abort();
+        CryptoFailure::Authentication.into()
+    })
+}
+
+/// After a received packet authenticated and was decrypted: counts it and returns its
+/// plaintext.
+pub(crate) fn received<'p, S: BatchSession + ?Sized>(
+    session: &mut S,
+    packet: &'p mut [u8],
+) -> &'p [u8] {
+    session.commit_open();
+    received_parts(packet).1
+}
+
+/// A received packet split into header, ciphertext and tag (short packets split short).
+fn received_parts(packet: &mut [u8]) -> (&mut [u8], &mut [u8], &mut [u8]) {
     let body_len = packet.len().saturating_sub(HEADER_LEN + TAG_LEN);
     let (head, rest) = packet.split_at_mut(HEADER_LEN.min(packet.len()));
     let (body, tag) = rest.split_at_mut(body_len.min(rest.len()));
-    if session
-        .rx_channel_mut()
-        .open_in_place(head, body, tag)
-        .is_err()
-    {
-        session.abort();
-        return Err(CryptoFailure::Authentication.into());
-    }
-    session.commit_open();
-    Ok(body)
+    (head, body, tag)
 }
