@@ -349,7 +349,7 @@ fn run_kem_case(alg: KemAlg, c: &Value, t: &mut Tally) {
             got.is_some() && expect.as_deref() == got.as_ref().map(|s| &s.expose()[..]),
         );
     }
-    if let Some(p) = portable_params(alg) {
+    if let Some(p) = alg.kyber_params() {
         run_kem_case_portable(&name, &p, c, &kc, &ec, t);
     }
 }
@@ -392,17 +392,6 @@ fn run_kem_case_portable(
             ok && expect.as_deref() == got.as_ref().map(|s| &s[..]),
         );
     }
-}
-
-/// The portable lattice parameters of an ML-KEM / Kyber set.
-fn portable_params(alg: KemAlg) -> Option<kyber::Params> {
-    let sets = [
-        (KemAlg::MlKem512, kyber::ML_KEM_512),
-        (KemAlg::MlKem768, kyber::ML_KEM_768),
-        (KemAlg::MlKem1024, kyber::ML_KEM_1024),
-        (KemAlg::KyberK5, kyber::KYBER_K5),
-    ];
-    sets.into_iter().find(|(a, _)| *a == alg).map(|(_, p)| p)
 }
 
 fn run_sig_case(alg: SigAlg, c: &Value, t: &mut Tally) {
