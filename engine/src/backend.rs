@@ -1,11 +1,22 @@
 //! Backend selection: which implementation of the SIMD-accelerated kernels runs.
 //!
 //! CPU features are detected once (cpufeatures); the choice is made once, at keying time,
-//! into the [`Backend`] enum. The environment variable `DKTP_BACKEND` (or the API:
-//! [`Backend::from_name`] + explicit keying) forces one, so tests and benches exercise every
-//! backend on one machine. Forcing a backend the CPU lacks is an error, never a silent
-//! fallback.
+//! into the [`Backend`] enum (and, for the multi-lane Keccak kernels, a
+//! [`LaneBackend`]). Three ways force one, so tests, benches and CI exercise every backend
+//! on one machine:
+//!
+//! * the API: [`Backend::from_name`] / [`LaneBackend::require`] and explicit keying;
+//! * the environment variable `DKTP_BACKEND=<name>` at run time;
+//! * `--cfg dktp_backend="<name>"` at build time, e.g.
+//!   `RUSTFLAGS='--cfg dktp_backend="portable"' cargo test`, which makes that backend
+//!   [`Backend::selected`]'s answer when `DKTP_BACKEND` is not set (the variable, when set,
+//!   still wins).
+//!
+//! Forcing a backend the CPU lacks is an error in every case, never a silent fallback:
+//! keying with it fails with [`BackendError::Unavailable`], [`Backend::selected`] returns
+//! that error, and running a [`LaneBackend`] the CPU lacks is refused.
 
+use crate::keccak::lanes::LaneBackend;
 use core::fmt;
 
 /// The environment variable that forces a backend everywhere.
@@ -17,9 +28,10 @@ pub const BACKEND_ENV: &str = "DKTP_BACKEND";
 pub enum Backend {
     /// Constant-time portable Rust (bitsliced Rijndael, scalar Keccak lanes).
     Portable,
-    /// x86 AES-NI (128-bit, 8 blocks interleaved), AVX2 Keccak lanes.
+    /// x86 AES-NI (128-bit, 6 blocks interleaved), AVX2 Keccak lanes when the CPU has AVX2.
     Aesni,
-    /// x86 VAES on 256-bit registers (one Rijndael-256 block per register), AVX2 Keccak lanes.
+    /// x86 VAES on 256-bit registers (split layout: a register pair holds the same halves of
+    /// two blocks, 8 blocks interleaved), AVX2 Keccak lanes.
     Vaes256,
     /// x86 VAES on 512-bit registers with AVX-512BW shuffles, AVX-512 Keccak lanes.
     Vaes512,
@@ -37,21 +49,24 @@ pub enum BackendError {
     UnknownName(String),
     /// The backend exists but this CPU (or this build target) cannot run it.
     Unavailable(Backend),
+    /// The lane backend exists but this CPU (or this build target) cannot run it.
+    LanesUnavailable(LaneBackend),
 }
 
 impl fmt::Display for BackendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::UnknownName(n) => write!(
-                f,
+        let unavailable = |kind: &str, name: &str| {
+            format!(
+                "{kind} {name} is not available on this CPU; run `dktp speed` to list the available ones"
+            )
+        };
+        f.write_str(&match self {
+            Self::UnknownName(n) => format!(
                 "unknown backend {n:?}; expected one of: portable, aesni, vaes256, vaes512, vaes512vbmi, armv8"
             ),
-            Self::Unavailable(b) => write!(
-                f,
-                "backend {} is not available on this CPU; run `dktp speed` to list the available ones",
-                b.name()
-            ),
-        }
+            Self::Unavailable(b) => unavailable("backend", b.name()),
+            Self::LanesUnavailable(b) => unavailable("lane backend", b.name()),
+        })
     }
 }
 
@@ -185,42 +200,83 @@ impl Backend {
 
     /// Checks availability, turning "no" into a typed error.
     pub fn require(self) -> Result<Backend, BackendError> {
-        if self.is_available() {
-            Ok(self)
-        } else {
-            Err(BackendError::Unavailable(self))
-        }
+        require(self, self.is_available(), BackendError::Unavailable)
     }
 
     /// Every backend this CPU can run, slowest first.
     pub fn available() -> Vec<Backend> {
-        Backend::ALL
-            .into_iter()
-            .filter(|b| b.is_available())
-            .collect()
+        available(&Backend::ALL, Backend::is_available)
     }
 
     /// The fastest backend this CPU can run.
     pub fn best() -> Backend {
-        Backend::ALL
-            .into_iter()
-            .rev()
-            .find(|b| b.is_available())
-            .unwrap_or(Backend::Portable)
+        fastest(&Backend::ALL, Backend::is_available).unwrap_or(Backend::Portable)
     }
 
-    /// The backend in force: `DKTP_BACKEND` when set (an unknown or unavailable one is an
-    /// error), otherwise [`Backend::best`]. Read once per process.
+    /// The backend in force: `DKTP_BACKEND` when set, else the build's
+    /// `--cfg dktp_backend="<name>"` when given (an unknown or unavailable name is an error
+    /// either way), otherwise [`Backend::best`]. Read once per process.
     pub fn selected() -> Result<Backend, BackendError> {
         static SELECTED: std::sync::OnceLock<Result<Backend, BackendError>> =
             std::sync::OnceLock::new();
         SELECTED
-            .get_or_init(|| match std::env::var(BACKEND_ENV) {
-                Ok(name) if !name.trim().is_empty() => Backend::from_name(&name)?.require(),
-                _ => Ok(Backend::best()),
-            })
+            .get_or_init(|| choose(std::env::var(BACKEND_ENV).ok().as_deref(), BUILD_BACKEND))
             .clone()
     }
+}
+
+/// `build_cfg!(names)`: `CFG_NAMES`, the names `--cfg dktp_backend="<name>"` may give (`cfg!`
+/// takes literals only), and `BUILD_BACKEND`, the one this build was given, if any.
+macro_rules! build_cfg {
+    ($($name:literal),+) => {
+        #[cfg(test)]
+        const CFG_NAMES: &[&str] = &[$($name),+];
+        const BUILD_BACKEND: Option<&str> = {
+            let mut name = None;
+            $(if cfg!(dktp_backend = $name) { name = Some($name); })+
+            name
+        };
+    };
+}
+
+build_cfg!(
+    "portable",
+    "aesni",
+    "vaes256",
+    "vaes512",
+    "vaes512vbmi",
+    "armv8"
+);
+
+/// [`Backend::selected`]'s rule, given `DKTP_BACKEND` and the build's `--cfg` name: a set
+/// (non-blank) variable wins, then the build's name; either must name a backend this CPU
+/// runs.
+fn choose(env: Option<&str>, build: Option<&str>) -> Result<Backend, BackendError> {
+    match env.filter(|n| !n.trim().is_empty()).or(build) {
+        Some(name) => Backend::from_name(name)?.require(),
+        None => Ok(Backend::best()),
+    }
+}
+
+// What `Backend` and `LaneBackend` share: a list, slowest first, of which the CPU runs some.
+
+/// The members of `all` (slowest first) that the CPU `runs`, in order.
+pub(crate) fn available<T: Copy>(all: &[T], runs: impl Fn(T) -> bool) -> Vec<T> {
+    all.iter().copied().filter(|b| runs(*b)).collect()
+}
+
+/// The fastest member of `all` (slowest first) that the CPU `runs`.
+pub(crate) fn fastest<T: Copy>(all: &[T], runs: impl Fn(T) -> bool) -> Option<T> {
+    all.iter().rev().copied().find(|b| runs(*b))
+}
+
+/// `b` when the CPU `runs` it, else `unavailable(b)`: a forced choice is never replaced.
+pub(crate) fn require<T: Copy>(
+    b: T,
+    runs: bool,
+    unavailable: impl FnOnce(T) -> BackendError,
+) -> Result<T, BackendError> {
+    if runs { Ok(b) } else { Err(unavailable(b)) }
 }
 
 impl fmt::Display for Backend {
@@ -234,14 +290,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_round_trip() {
-        for b in Backend::ALL {
-            assert_eq!(Backend::from_name(b.name()), Ok(b));
-        }
-        assert!(matches!(
-            Backend::from_name("sse9"),
-            Err(BackendError::UnknownName(_))
-        ));
+    fn names_round_trip_and_unknown_names_are_refused() {
+        let names = Backend::ALL.map(Backend::name);
+        assert_eq!(names.map(Backend::from_name), Backend::ALL.map(Ok));
+        let upper = names.map(|n| Backend::from_name(&n.to_uppercase()));
+        assert_eq!(upper, Backend::ALL.map(Ok));
+        let e = Backend::from_name("sse9");
+        assert_eq!(e, Err(BackendError::UnknownName("sse9".into())));
+        assert!(e.is_err_and(|e| e.to_string().contains("sse9")));
     }
 
     #[test]
@@ -249,5 +305,64 @@ mod tests {
         assert!(Backend::Portable.is_available());
         assert!(Backend::best().is_available());
         assert!(Backend::available().contains(&Backend::best()));
+    }
+
+    /// `DKTP_BACKEND` wins over `--cfg dktp_backend`, which wins over the fastest backend;
+    /// a blank variable counts as unset; bad names are errors, never a fallback.
+    #[test]
+    fn selection_rule() {
+        let best = Ok(Backend::best());
+        assert_eq!(choose(None, None), best);
+        assert_eq!(choose(Some(" "), None), best);
+        assert_eq!(choose(None, Some("portable")), Ok(Backend::Portable));
+        assert_eq!(choose(Some(""), Some("portable")), Ok(Backend::Portable));
+        assert_eq!(
+            choose(Some("Portable "), Some("bogus")),
+            Ok(Backend::Portable)
+        );
+        assert_eq!(
+            choose(Some("bogus"), Some("portable")),
+            Err(BackendError::UnknownName("bogus".into()))
+        );
+        assert_eq!(
+            choose(None, Some("sse9")),
+            Err(BackendError::UnknownName("sse9".into()))
+        );
+        for b in Backend::ALL {
+            let want = b.require();
+            assert_eq!(choose(None, Some(b.name())), want);
+            assert_eq!(choose(Some(b.name()), None), want);
+        }
+    }
+
+    /// `--cfg dktp_backend` can force every backend: the names it recognises are the
+    /// backends' names and `Cargo.toml` declares each; the build's own value, if any, is what
+    /// `selected` answers when `DKTP_BACKEND` is unset.
+    #[test]
+    fn build_cfg_names_every_backend() {
+        let mut names = CFG_NAMES.to_vec();
+        names.sort_unstable();
+        let mut want = Backend::ALL.map(Backend::name);
+        want.sort_unstable();
+        assert_eq!(names, want);
+        let manifest = include_str!("../../Cargo.toml");
+        let declared = manifest
+            .lines()
+            .find(|l| l.contains("cfg(dktp_backend"))
+            .expect("check-cfg declares dktp_backend");
+        for name in names {
+            assert!(
+                declared.contains(&format!("\"{name}\"")),
+                "{name} not declared"
+            );
+        }
+        if let Some(name) = BUILD_BACKEND
+            && std::env::var(BACKEND_ENV).is_err()
+        {
+            assert_eq!(
+                Backend::selected(),
+                Backend::from_name(name).and_then(Backend::require)
+            );
+        }
     }
 }

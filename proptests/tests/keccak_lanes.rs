@@ -1,8 +1,11 @@
 //! Multi-lane Keccak equals the scalar permutation, and batched KMAC absorption equals
-//! sequential updates, on every lane backend this CPU runs (AVX-512 included when present).
-//! The scalar reference is the `keccak` crate's permutation ([`f1600_portable`]).
+//! sequential updates, on every lane backend this CPU runs (AVX-512 included when present),
+//! the portable lanes always among them. The scalar reference is the `keccak` crate's
+//! permutation ([`f1600_portable`]), itself pinned to a known answer; lane backends the CPU
+//! lacks are refused, never replaced.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
+use dktp::BackendError;
 use dktp::keccak::lanes::{self, LaneBackend};
 use dktp::keccak::{Kmac, Kmac256, Kmac512, f1600, f1600_portable};
 use proptest::prelude::*;
@@ -19,6 +22,23 @@ fn scalar<const N: usize>(states: &[[u64; 25]; N]) -> [[u64; 25]; N] {
     out
 }
 
+/// The lane backends under test: every one this CPU runs, and always the portable lanes.
+fn lane_backends() -> Vec<LaneBackend> {
+    let all = LaneBackend::available();
+    assert_eq!(all.first(), Some(&LaneBackend::Portable));
+    all
+}
+
+/// The reference is Keccak-f[1600]: the permutation of the all-zero state (the Keccak team's
+/// known answer, first and last lanes).
+#[test]
+fn reference_permutation_known_answer() {
+    let mut s = [0u64; 25];
+    f1600_portable(&mut s);
+    assert_eq!(s[0], 0xF125_8F79_40E1_DDE7);
+    assert_eq!(s[24], 0xEAF1_FF7B_5CEC_A249);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -31,22 +51,15 @@ proptest! {
     }
 
     #[test]
-    fn permute_x4_equals_scalar(states in prop::array::uniform4(state())) {
+    fn permute_x4_and_x8_equal_scalar(states in prop::array::uniform8(state())) {
         let want = scalar(&states);
-        for b in LaneBackend::available() {
-            let mut got = states;
-            lanes::permute_x4(b, &mut got);
-            prop_assert_eq!(got, want, "backend {}", b);
-        }
-    }
-
-    #[test]
-    fn permute_x8_equals_scalar(states in prop::array::uniform8(state())) {
-        let want = scalar(&states);
-        for b in LaneBackend::available() {
+        for b in lane_backends() {
             let mut got = states;
             lanes::permute_x8(b, &mut got);
-            prop_assert_eq!(got, want, "backend {}", b);
+            prop_assert_eq!(got, want, "x8 backend {}", b);
+            let mut four = [states[0], states[1], states[2], states[3]];
+            lanes::permute_x4(b, &mut four);
+            prop_assert_eq!(&four[..], &want[..4], "x4 backend {}", b);
         }
     }
 }
@@ -132,7 +145,7 @@ proptest! {
 
     #[test]
     fn kmac512_update_many_equals_sequential(jobs in prop::collection::vec(job(), 1..=20)) {
-        for b in LaneBackend::available() {
+        for b in lane_backends() {
             let (want, got) = run::<72>(b, &jobs, 64);
             prop_assert_eq!(got, want, "backend {}", b);
         }
@@ -140,7 +153,7 @@ proptest! {
 
     #[test]
     fn kmac256_update_many_equals_sequential(jobs in prop::collection::vec(job(), 1..=20)) {
-        for b in LaneBackend::available() {
+        for b in lane_backends() {
             let (want, got) = run::<136>(b, &jobs, 32);
             prop_assert_eq!(got, want, "backend {}", b);
         }
@@ -153,7 +166,7 @@ fn update_many_tolerates_mismatched_lengths_and_empty_batches() {
     let mut a = Kmac512::new(&key, b"");
     let mut b = Kmac512::new(&key, b"");
     let long = [5u8; 1000];
-    for lb in LaneBackend::available() {
+    for lb in lane_backends() {
         lanes::kmac_update_many::<72>(lb, &mut [], &[&long[..]]);
         lanes::kmac_update_many(lb, &mut [&mut a], &[]);
         lanes::kmac_update_many(lb, &mut [&mut a], &[&long[..], &long[..]]);
@@ -166,16 +179,23 @@ fn update_many_tolerates_mismatched_lengths_and_empty_batches() {
     let _ = Kmac256::new(&key, b"");
 }
 
+/// Every lane backend either runs and computes the permutation, or, where the CPU lacks it,
+/// is an error to `require` and refused by the permutations (never replaced by another).
 #[test]
-fn unavailable_backends_fall_back_correctly() {
-    // Asking for any backend, available or not, still computes the permutation.
+fn every_backend_runs_correctly_or_is_refused() {
     let states: [[u64; 25]; 8] = core::array::from_fn(|i| [i as u64 * 0x9E37_79B9_7F4A_7C15; 25]);
     let want = scalar(&states);
     for b in LaneBackend::ALL {
         let mut got = states;
+        let mut four = [states[0], states[1], states[2], states[3]];
+        if b.require().is_err() {
+            assert_eq!(b.require(), Err(BackendError::LanesUnavailable(b)));
+            let refused = std::panic::catch_unwind(move || lanes::permute_x8(b, &mut got));
+            assert!(refused.is_err(), "{b} ran on a CPU without it");
+            continue;
+        }
         lanes::permute_x8(b, &mut got);
         assert_eq!(got, want, "{b}");
-        let mut four = [states[0], states[1], states[2], states[3]];
         lanes::permute_x4(b, &mut four);
         assert_eq!(four, [want[0], want[1], want[2], want[3]], "{b}");
     }

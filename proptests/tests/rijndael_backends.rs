@@ -2,16 +2,27 @@
 //! computes: the block function, the CTR keystream XOR and the advanced nonce, for random
 //! round keys (22 and 30 rounds), nonces near carry boundaries and lengths 0..=65536.
 //!
-//! The portable backend itself is checked against an independent reference and
-//! model-generated cases by the engine's unit tests (`dktp::rijndael` tests).
+//! Every property also checks the portable backend against the engine's naive byte-oriented
+//! Rijndael-256 (`engine/src/rijndael/reference.rs`, compiled in here), so none passes
+//! vacuously on a CPU where portable is the only backend.
 //!
 //! Run with `cargo test -p dktp-proptests --release --test rijndael_backends`; set
 //! `PROPTEST_CASES` for more cases.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
-use dktp::Backend;
-use dktp::rijndael::{BLOCK_LEN, Rijndael256};
+use dktp::rijndael::{BLOCK_LEN, Rijndael256, RijndaelError};
+use dktp::{Backend, BackendError};
 use proptest::prelude::*;
+
+/// The engine's test-only reference model (the same source file).
+#[allow(dead_code, clippy::needless_range_loop)]
+#[path = "../../engine/src/rijndael/reference.rs"]
+mod reference;
+
+/// The round count of an expanded key.
+fn rounds_of(rk: &[u8]) -> usize {
+    rk.len() / BLOCK_LEN - 1
+}
 
 /// Deterministic filler so that large buffers do not go through proptest's shrinking.
 fn fill(seed: u64, len: usize) -> Vec<u8> {
@@ -78,11 +89,42 @@ fn others() -> Vec<Backend> {
         .collect()
 }
 
+/// `Backend::available()` is what it says: portable first, `best()` among them, in
+/// `Backend::ALL` order; each keys a cipher that agrees with the reference model; every other
+/// backend is refused with `Unavailable`, never replaced.
 #[test]
-fn report_backends() {
-    // Visible with --nocapture: which backends these properties exercise here.
-    println!("rijndael backends under test: {:?}", Backend::available());
-    assert!(Backend::available().contains(&Backend::Portable));
+fn available_backends_run_and_the_others_are_refused() {
+    let available = Backend::available();
+    println!("rijndael backends under test: {available:?}");
+    assert_eq!(available.first(), Some(&Backend::Portable));
+    assert!(available.contains(&Backend::best()));
+    let in_order: Vec<Backend> = Backend::ALL
+        .into_iter()
+        .filter(|b| available.contains(b))
+        .collect();
+    assert_eq!(in_order, available);
+    let rk = fill(9, 32 * 31);
+    let block = [0x3c; BLOCK_LEN];
+    let data = fill(10, 1000);
+    let (mut want_nonce, mut want) = ([0xfe; BLOCK_LEN], data.clone());
+    reference::ctr_xor(&mut want_nonce, &mut want, &rk, 30);
+    for b in Backend::ALL {
+        let keyed = Rijndael256::new(b, &rk);
+        if !available.contains(&b) {
+            let refused = RijndaelError::Backend(BackendError::Unavailable(b));
+            assert_eq!(keyed.err(), Some(refused), "{b}");
+            assert_eq!(b.require(), Err(BackendError::Unavailable(b)));
+            continue;
+        }
+        let c = keyed.expect("an available backend keys");
+        assert_eq!((c.backend(), c.rounds()), (b, 30));
+        let mut x = block;
+        c.encrypt_block(&mut x);
+        assert_eq!(x, reference::encrypt(&block, &rk, 30), "{b} block");
+        let (mut n, mut d) = ([0xfe; BLOCK_LEN], data.clone());
+        c.ctr_xor(&mut n, &mut d);
+        assert!(d == want && n == want_nonce, "{b} ctr");
+    }
 }
 
 proptest! {
@@ -105,17 +147,12 @@ proptest! {
         let portable = Rijndael256::new(Backend::Portable, &rk).expect("portable");
         let (mut want_nonce, mut want) = (nonce, data.clone());
         portable.ctr_xor(&mut want_nonce, &mut want);
-        // the nonce advanced by ceil(len / 32) as a 256-bit little-endian integer
-        let mut n = nonce;
-        for _ in 0..len.div_ceil(BLOCK_LEN) {
-            for b in n.iter_mut() {
-                *b = b.wrapping_add(1);
-                if *b != 0 {
-                    break;
-                }
-            }
-        }
-        prop_assert_eq!(want_nonce, n);
+        // the model: keystream and a nonce advanced by ceil(len / 32) as a 256-bit
+        // little-endian integer
+        let (mut model_nonce, mut model) = (nonce, data.clone());
+        reference::ctr_xor(&mut model_nonce, &mut model, &rk, rounds_of(&rk));
+        prop_assert!(want == model, "portable keystream differs from the model (len {})", len);
+        prop_assert_eq!(want_nonce, model_nonce);
         for backend in others() {
             let c = Rijndael256::new(backend, &rk).expect("available backend");
             let (mut got_nonce, mut got) = (nonce, data.clone());
@@ -159,6 +196,11 @@ proptest! {
         blocks in prop::collection::vec(any::<[u8; BLOCK_LEN]>(), 1..8),
     ) {
         let portable = Rijndael256::new(Backend::Portable, &rk).expect("portable");
+        for b in &blocks {
+            let mut x = *b;
+            portable.encrypt_block(&mut x);
+            prop_assert_eq!(x, reference::encrypt(b, &rk, rounds_of(&rk)), "portable block differs from the model");
+        }
         for backend in others() {
             let c = Rijndael256::new(backend, &rk).expect("available backend");
             for b in &blocks {

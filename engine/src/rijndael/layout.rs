@@ -27,6 +27,12 @@
 //! round keys. (The backends compute the second, complementary blend as
 //! `a ^ b ^ first_blend`, which runs on more execution pipes than a second blend.)
 
+// SHUF, BLEND_HI and VPERMB serve the x86 kernels only, TBL the ARMv8 one.
+#![cfg_attr(
+    not(any(target_arch = "x86", target_arch = "x86_64")),
+    allow(dead_code)
+)]
+
 /// Rijndael-256 ShiftRows offsets: row `r` is rotated left by `SHIFTS[r]` columns.
 pub(crate) const SHIFTS: [usize; 4] = [0, 1, 3, 4];
 
@@ -37,79 +43,59 @@ pub(crate) const fn src_col(h: usize, c: usize, r: usize) -> usize {
     (4 * h + (c + 4 - r) % 4 + SHIFTS[r]) % 8
 }
 
-/// Two-register table index for half `h`: `TBL[h][4c + r]` is the byte index (0..32) of the
-/// state that goes to position `4c + r` of the pre-permuted half `h`. Used by ARMv8 `TBL`
-/// (and as the specification of the blend/shuffle pair).
-pub(crate) const TBL: [[u8; 16]; 2] = {
-    let mut t = [[0u8; 16]; 2];
-    let mut h = 0;
-    while h < 2 {
-        let mut c = 0;
-        while c < 4 {
-            let mut r = 0;
-            while r < 4 {
-                t[h][4 * c + r] = (4 * src_col(h, c, r) + r) as u8;
-                r += 1;
-            }
-            c += 1;
+/// The tables below, computed in one pass: position `i` of the `vpermb` index is byte `j =
+/// i % 16` of half `h = (i % 32) / 16` of block `i / 32`, and reads the state byte in row
+/// `j % 4` of column [`src_col`]`(h, j / 4, j % 4)`.
+struct Tables {
+    tbl: [[u8; 16]; 2],
+    shuf: [u8; 16],
+    blend_hi: [u8; 16],
+    vpermb: [u8; 64],
+}
+
+const TABLES: Tables = {
+    let mut t = Tables {
+        tbl: [[0; 16]; 2],
+        shuf: [0; 16],
+        blend_hi: [0; 16],
+        vpermb: [0; 64],
+    };
+    let mut i = 0;
+    while i < 64 {
+        let (block, h, j) = (i / 32, (i % 32) / 16, i % 16);
+        let src = 4 * src_col(h, j / 4, j % 4) + j % 4;
+        t.vpermb[i] = (32 * block + src) as u8;
+        if block == 0 {
+            t.tbl[h][j] = src as u8;
         }
-        h += 1;
+        if i < 16 {
+            t.shuf[j] = (src % 16) as u8;
+            if src >= 16 {
+                t.blend_hi[src % 16] = 0xff;
+            }
+        }
+        i += 1;
     }
     t
 };
 
+/// Two-register table index for half `h`: `TBL[h][4c + r]` is the byte index (0..32) of the
+/// state that goes to position `4c + r` of the pre-permuted half `h`. Used by ARMv8 `TBL`
+/// (and as the specification of the blend/shuffle pair).
+#[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+pub(crate) const TBL: [[u8; 16]; 2] = TABLES.tbl;
+
 /// In-half byte shuffle (`pshufb` index) applied after the blend; the same for both halves.
 /// `SHUF[j]` is the in-half position (0..16) that position `j` reads.
-#[cfg_attr(
-    not(any(target_arch = "x86", target_arch = "x86_64")),
-    allow(dead_code)
-)]
-pub(crate) const SHUF: [u8; 16] = {
-    let mut s = [0u8; 16];
-    let mut j = 0;
-    while j < 16 {
-        s[j] = TBL[0][j] % 16;
-        j += 1;
-    }
-    s
-};
+pub(crate) const SHUF: [u8; 16] = TABLES.shuf;
 
 /// Blend mask for half 0: `0xff` where the blended register takes the byte from the high
 /// input half (columns 4–7), `0x00` where it takes the low half. Half 1 uses the complement.
-#[cfg_attr(
-    not(any(target_arch = "x86", target_arch = "x86_64")),
-    allow(dead_code)
-)]
-pub(crate) const BLEND_HI: [u8; 16] = {
-    let mut m = [0u8; 16];
-    let mut j = 0;
-    while j < 16 {
-        let src = TBL[0][j];
-        if src >= 16 {
-            m[(src % 16) as usize] = 0xff;
-        }
-        j += 1;
-    }
-    m
-};
+pub(crate) const BLEND_HI: [u8; 16] = TABLES.blend_hi;
 
 /// `vpermb` index over a 512-bit register holding two whole blocks (bytes 0..32 and 32..64):
 /// one permutation builds both pre-permuted halves of both blocks.
-#[cfg_attr(
-    not(any(target_arch = "x86", target_arch = "x86_64")),
-    allow(dead_code)
-)]
-pub(crate) const VPERMB: [u8; 64] = {
-    let mut p = [0u8; 64];
-    let mut i = 0;
-    while i < 64 {
-        let block = i / 32;
-        let h = (i % 32) / 16;
-        p[i] = (32 * block) as u8 + TBL[h][i % 16];
-        i += 1;
-    }
-    p
-};
+pub(crate) const VPERMB: [u8; 64] = TABLES.vpermb;
 
 #[cfg(test)]
 #[allow(clippy::needless_range_loop)]

@@ -11,8 +11,13 @@
 //! integer with full carry, advanced once per block including a final partial one.
 //!
 //! # Backends
-//! One implementation per [`Backend`], chosen once at keying ([`Rijndael256::new`]) into an
-//! enum; no per-call feature detection.
+//! One kernel per [`Backend`], chosen once at keying ([`Rijndael256::new`]) into an enum; no
+//! per-call feature detection. A kernel file holds only its key layout, round function,
+//! register loads/stores and counters-to-registers, behind the small `Kernel` trait
+//! (`kernel.rs`); CTR (bulk loop in wide steps, remaining and partial blocks, counter
+//! advance, wiping) and the single-block function are written once there, generic over the
+//! kernel. Adding a backend is one kernel file and one line in the `kernels!` list below
+//! (plus its public name in [`Backend`]).
 //!
 //! | backend | file | shape |
 //! |---|---|---|
@@ -21,7 +26,7 @@
 //! | `vaes256` | `x86/vaes256.rs` | VAES on 256-bit registers holding the same half of 2 blocks, 8 blocks in flight |
 //! | `vaes512` | `x86/vaes512.rs` | VAES on 512-bit registers holding the same half of 4 blocks, 16 blocks in flight |
 //! | `vaes512vbmi` | `x86/vaes512.rs` | VAES on 512-bit registers holding 2 whole blocks, one `vpermb` per round, 16 blocks in flight |
-//! | `armv8` | `armv8.rs` | AESE/AESMC on two halves, one two-register `TBL` per half and round |
+//! | `armv8` | `armv8.rs` | AESE/AESMC on two halves, one two-register `TBL` per half and round, 8 blocks in flight |
 //!
 //! The byte-permutation trick shared by the SIMD backends is described in `layout.rs`.
 //!
@@ -31,8 +36,10 @@
 
 use crate::{Backend, BackendError};
 use core::fmt;
+use kernel::Kernel;
 use zeroize::Zeroize;
 
+mod kernel;
 mod layout;
 mod portable;
 #[cfg(test)]
@@ -91,21 +98,56 @@ impl From<BackendError> for RijndaelError {
     }
 }
 
-/// The expanded keys in the chosen backend's form. Each variant's type zeroizes itself on
-/// drop, and each SIMD variant can only be constructed when its CPU features are present.
-#[derive(Clone)]
-enum Keys {
-    Portable(portable::Keys),
+/// The backends that have a kernel on this target, `Backend variant => kernel type`: the one
+/// place they are listed. Generates the `Keys` enum (the expanded keys in the chosen kernel's
+/// layout, each zeroizing itself on drop) and its dispatch to the generic driver in
+/// `kernel.rs`.
+macro_rules! kernels {
+    ($($(#[$cfg:meta])* $variant:ident => $kernel:ty,)+) => {
+        #[derive(Clone)]
+        enum Keys {
+            $($(#[$cfg])* $variant($kernel),)+
+        }
+
+        impl Keys {
+            /// `None` when the backend has no kernel here or the CPU lacks its features.
+            fn new(backend: Backend, rk: &[[u8; BLOCK_LEN]]) -> Option<Keys> {
+                match backend {
+                    $($(#[$cfg])* Backend::$variant => <$kernel as Kernel>::new(rk).map(Keys::$variant),)+
+                    #[allow(unreachable_patterns)]
+                    _ => None,
+                }
+            }
+
+            fn encrypt_block(&self, block: &mut [u8; BLOCK_LEN]) {
+                match self {
+                    $($(#[$cfg])* Keys::$variant(k) => kernel::encrypt_block(k, block),)+
+                }
+            }
+
+            fn ctr_xor(&self, ctr: &mut Counter, data: &mut [u8]) {
+                match self {
+                    $($(#[$cfg])* Keys::$variant(k) => {
+                        kernel::ctr_xor::<$kernel, { <$kernel as Kernel>::REGS }>(k, ctr, data)
+                    })+
+                }
+            }
+        }
+    };
+}
+
+kernels! {
+    Portable => portable::Portable,
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-    Aesni(x86::aesni::Keys),
+    Aesni => x86::aesni::Aesni,
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-    Vaes256(x86::vaes256::Keys),
+    Vaes256 => x86::vaes256::Vaes256,
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-    Vaes512(x86::vaes512::Keys),
+    Vaes512 => x86::vaes512::Vaes512,
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-    Vaes512Vbmi(x86::vaes512::VbmiKeys),
+    Vaes512Vbmi => x86::vaes512::Vaes512Vbmi,
     #[cfg(all(target_arch = "aarch64", target_endian = "little"))]
-    Armv8(armv8::Keys),
+    Armv8 => armv8::Armv8,
 }
 
 /// A keyed Rijndael-256 block cipher (encryption direction only) bound to one backend.
@@ -148,24 +190,8 @@ impl Rijndael256 {
         {
             return Err(RijndaelError::BadKeyLength(len));
         }
-        let unavailable = || RijndaelError::Backend(BackendError::Unavailable(backend));
-        let keys = match backend {
-            Backend::Portable => Keys::Portable(portable::Keys::new(rk)),
-            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-            Backend::Aesni => Keys::Aesni(x86::aesni::Keys::new(rk).ok_or_else(unavailable)?),
-            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-            Backend::Vaes256 => Keys::Vaes256(x86::vaes256::Keys::new(rk).ok_or_else(unavailable)?),
-            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-            Backend::Vaes512 => Keys::Vaes512(x86::vaes512::Keys::new(rk).ok_or_else(unavailable)?),
-            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-            Backend::Vaes512Vbmi => {
-                Keys::Vaes512Vbmi(x86::vaes512::VbmiKeys::new(rk).ok_or_else(unavailable)?)
-            }
-            #[cfg(all(target_arch = "aarch64", target_endian = "little"))]
-            Backend::Armv8 => Keys::Armv8(armv8::Keys::new(rk).ok_or_else(unavailable)?),
-            #[allow(unreachable_patterns)]
-            _ => return Err(unavailable()),
-        };
+        let keys = Keys::new(backend, rk)
+            .ok_or(RijndaelError::Backend(BackendError::Unavailable(backend)))?;
         Ok(Rijndael256 {
             backend,
             rounds,
@@ -185,19 +211,7 @@ impl Rijndael256 {
 
     /// Encrypts one block in place.
     pub fn encrypt_block(&self, block: &mut [u8; BLOCK_LEN]) {
-        match &self.keys {
-            Keys::Portable(k) => portable::encrypt_block(k, block),
-            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-            Keys::Aesni(k) => k.encrypt_block(block),
-            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-            Keys::Vaes256(k) => k.encrypt_block(block),
-            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-            Keys::Vaes512(k) => k.encrypt_block(block),
-            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-            Keys::Vaes512Vbmi(k) => k.encrypt_block(block),
-            #[cfg(all(target_arch = "aarch64", target_endian = "little"))]
-            Keys::Armv8(k) => k.encrypt_block(block),
-        }
+        self.keys.encrypt_block(block);
     }
 
     /// CTR mode: `data ^= E(nonce) || E(nonce + 1) || ...`; afterwards `nonce` has advanced
@@ -208,19 +222,7 @@ impl Rijndael256 {
             return;
         }
         let mut ctr = Counter::from_bytes(nonce);
-        match &self.keys {
-            Keys::Portable(k) => portable::ctr_xor(k, &mut ctr, data),
-            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-            Keys::Aesni(k) => k.ctr_xor(&mut ctr, data),
-            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-            Keys::Vaes256(k) => k.ctr_xor(&mut ctr, data),
-            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-            Keys::Vaes512(k) => k.ctr_xor(&mut ctr, data),
-            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-            Keys::Vaes512Vbmi(k) => k.ctr_xor(&mut ctr, data),
-            #[cfg(all(target_arch = "aarch64", target_endian = "little"))]
-            Keys::Armv8(k) => k.ctr_xor(&mut ctr, data),
-        }
+        self.keys.ctr_xor(&mut ctr, data);
         *nonce = ctr.to_bytes();
         ctr.zeroize();
     }

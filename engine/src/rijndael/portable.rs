@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 use super::Counter;
+use super::kernel::{Kernel, RoundKeys};
 use core::ops::{BitAnd, BitOr, BitXor};
 use zeroize::Zeroize;
 
@@ -112,28 +113,16 @@ const ZERO: State = [W::splat(0); 8];
 /// Expanded keys in bitsliced form (each round key duplicated in both block positions),
 /// with the S-box constant folded into keys 1..=R.
 #[derive(Clone)]
-pub(crate) struct Keys {
-    first: State,
-    mid: Vec<State>,
-    last: State,
+pub(crate) struct Portable {
+    keys: RoundKeys<State>,
 }
 
-impl Drop for Keys {
-    fn drop(&mut self) {
-        self.first.zeroize();
-        self.mid.zeroize();
-        self.last.zeroize();
-    }
-}
+impl Kernel for Portable {
+    const BLOCKS_PER_REG: usize = BLOCKS;
+    const REGS: usize = 1;
 
-impl Keys {
-    /// `rk` holds `rounds + 1` round keys (validated by the caller: `rounds >= 2`).
-    pub(crate) fn new(rk: &[[u8; 32]]) -> Self {
-        let n = rk.len();
-        let mut first = ZERO;
-        let mut last = ZERO;
-        let mut mid = Vec::with_capacity(n.saturating_sub(2));
-        for (i, k) in rk.iter().enumerate() {
+    fn new(rk: &[[u8; 32]]) -> Option<Self> {
+        let keys = RoundKeys::new(rk, |i, k| {
             let mut k = *k;
             if i > 0 {
                 for b in k.iter_mut() {
@@ -146,71 +135,33 @@ impl Keys {
             for (w, l) in s.iter_mut().zip(lane) {
                 *w = W::splat(l);
             }
-            if i == 0 {
-                first = s;
-            } else if i + 1 == n {
-                last = s;
-            } else {
-                mid.push(s);
+            s
+        })?;
+        Some(Portable { keys })
+    }
+
+    /// `R` passes of [`BLOCKS`] blocks each.
+    fn xor_keystream<const R: usize>(&self, ctr: &mut Counter, blocks: &mut [[u8; 32]]) {
+        let mut s = ZERO;
+        let (passes, _) = blocks.as_chunks_mut::<BLOCKS>();
+        for pass in passes.iter_mut().take(R) {
+            load_counters(&mut s, ctr);
+            encrypt(&self.keys, &mut s);
+            let (pairs, _) = pass.as_chunks_mut::<2>();
+            for (i, pair) in pairs.iter_mut().enumerate() {
+                xor_lane(&get_lane(&s, i), pair);
             }
         }
-        Keys { first, mid, last }
+        s.zeroize();
     }
 }
 
-/// Encrypts one block.
-pub(crate) fn encrypt_block(k: &Keys, block: &mut [u8; 32]) {
-    let mut s = ZERO;
-    set_lane(&mut s, 0, &pack(block, &[0u8; 32]));
-    encrypt(k, &mut s);
-    let (a, mut b) = unpack(&get_lane(&s, 0));
-    *block = a;
-    s.zeroize();
-    b.zeroize();
-}
-
-/// CTR keystream XOR, [`BLOCKS`] blocks per pass.
-pub(crate) fn ctr_xor(k: &Keys, ctr: &mut Counter, data: &mut [u8]) {
-    let mut s = ZERO;
-    let (chunks, tail) = data.as_chunks_mut::<{ 32 * BLOCKS }>();
-    for chunk in chunks {
-        load_counters(&mut s, ctr, BLOCKS);
-        encrypt(k, &mut s);
-        let (pairs, _) = chunk.as_chunks_mut::<64>();
-        for (i, pair) in pairs.iter_mut().enumerate() {
-            xor_keystream(&get_lane(&s, i), pair);
-        }
-    }
-    if !tail.is_empty() {
-        load_counters(&mut s, ctr, tail.len().div_ceil(32));
-        encrypt(k, &mut s);
-        let mut ks = [[0u8; 64]; LANES];
-        for (i, pair) in ks.iter_mut().enumerate() {
-            xor_keystream(&get_lane(&s, i), pair);
-        }
-        for (d, k) in tail.iter_mut().zip(ks.as_flattened()) {
-            *d ^= k;
-        }
-        ks.zeroize();
-    }
-    s.zeroize();
-}
-
-/// Bitslices the next `n <= BLOCKS` counter values into `s` (zero blocks after them) and
-/// advances `ctr` by `n`.
+/// Bitslices the next [`BLOCKS`] counter values into `s` and advances `ctr` by as many.
 #[inline(always)]
-fn load_counters(s: &mut State, ctr: &mut Counter, n: usize) {
+fn load_counters(s: &mut State, ctr: &mut Counter) {
     for lane in 0..LANES {
-        let c0 = if 2 * lane < n {
-            ctr.next_bytes()
-        } else {
-            [0u8; 32]
-        };
-        let c1 = if 2 * lane + 1 < n {
-            ctr.next_bytes()
-        } else {
-            [0u8; 32]
-        };
+        let c0 = ctr.next_bytes();
+        let c1 = ctr.next_bytes();
         set_lane(s, lane, &pack(&c0, &c1));
     }
 }
@@ -233,34 +184,38 @@ fn get_lane(s: &State, lane: usize) -> Lane {
     v
 }
 
-/// `out ^= unpack(s)` for 64 bytes (block 0 then block 1).
+/// `out ^= unpack(s)` for two blocks.
 #[inline(always)]
-fn xor_keystream(s: &Lane, out: &mut [u8; 64]) {
+fn xor_lane(s: &Lane, out: &mut [[u8; 32]; 2]) {
     let w = unpack_words(s);
-    let (blocks, _) = out.as_chunks_mut::<32>();
-    if let [blk0, blk1] = blocks {
-        let (cols0, _) = blk0.as_chunks_mut::<4>();
-        let (cols1, _) = blk1.as_chunks_mut::<4>();
-        // word c = column c of block 0 (low 4 bytes) and of block 1 (high 4 bytes)
-        for (wc, (a, b)) in w.iter().zip(cols0.iter_mut().zip(cols1.iter_mut())) {
-            *a = (u32::from_le_bytes(*a) ^ *wc as u32).to_le_bytes();
-            *b = (u32::from_le_bytes(*b) ^ (*wc >> 32) as u32).to_le_bytes();
-        }
+    let [blk0, blk1] = out;
+    let (cols0, _) = blk0.as_chunks_mut::<4>();
+    let (cols1, _) = blk1.as_chunks_mut::<4>();
+    // word c = column c of block 0 (low 4 bytes) and of block 1 (high 4 bytes)
+    for (wc, (a, b)) in w.iter().zip(cols0.iter_mut().zip(cols1.iter_mut())) {
+        *a = (u32::from_le_bytes(*a) ^ *wc as u32).to_le_bytes();
+        *b = (u32::from_le_bytes(*b) ^ (*wc >> 32) as u32).to_le_bytes();
     }
 }
 
 #[inline(always)]
-fn encrypt(k: &Keys, s: &mut State) {
-    add_round_key(s, &k.first);
-    for rk in &k.mid {
-        sub_bytes(s);
-        shift_rows(s);
-        mix_columns(s);
-        add_round_key(s, rk);
-    }
-    sub_bytes(s);
-    shift_rows(s);
-    add_round_key(s, &k.last);
+fn encrypt(k: &RoundKeys<State>, s: &mut State) {
+    k.encrypt(
+        core::array::from_mut(s),
+        |rk| *rk,
+        add_round_key,
+        |s, rk| {
+            sub_bytes(s);
+            shift_rows(s);
+            mix_columns(s);
+            add_round_key(s, rk);
+        },
+        |s, rk| {
+            sub_bytes(s);
+            shift_rows(s);
+            add_round_key(s, rk);
+        },
+    );
 }
 
 #[inline(always)]
@@ -337,7 +292,7 @@ fn unpack_words(s: &Lane) -> [u64; 8] {
 }
 
 /// Inverse of [`pack`].
-#[inline(always)]
+#[cfg(test)]
 fn unpack(s: &Lane) -> ([u8; 32], [u8; 32]) {
     let w = unpack_words(s);
     let mut a = [0u8; 32];
@@ -598,10 +553,9 @@ mod tests {
             }
         }
         assert_eq!(unpack(&s), (x, y));
-        let mut out = [0u8; 64];
-        xor_keystream(&s, &mut out);
-        assert_eq!(&out[..32], &x);
-        assert_eq!(&out[32..], &y);
+        let mut out = [[0u8; 32]; 2];
+        xor_lane(&s, &mut out);
+        assert_eq!(out, [x, y]);
     }
 
     #[test]

@@ -1,10 +1,19 @@
 //! Test-only, deliberately naive Rijndael-256 (table S-box, byte loops): the independent
 //! reference the constant-time portable backend is checked against. Not constant time.
+//!
+//! Self-contained (std only), so that the property tests (`proptests/tests/
+//! rijndael_backends.rs`) compile this same file and check every backend, portable
+//! included, against it.
 
-/// The AES S-box, computed from its definition: multiplicative inverse in GF(2^8) modulo
-/// x^8 + x^4 + x^3 + x + 1 (0 maps to 0), then the affine map
+/// The AES S-box, computed (once) from its definition: multiplicative inverse in GF(2^8)
+/// modulo x^8 + x^4 + x^3 + x + 1 (0 maps to 0), then the affine map
 /// `b ^ rotl(b,1) ^ rotl(b,2) ^ rotl(b,3) ^ rotl(b,4) ^ 0x63`.
 pub(crate) fn sbox() -> [u8; 256] {
+    static SBOX: std::sync::OnceLock<[u8; 256]> = std::sync::OnceLock::new();
+    *SBOX.get_or_init(sbox_from_definition)
+}
+
+fn sbox_from_definition() -> [u8; 256] {
     let mut s = [0u8; 256];
     for (x, out) in s.iter_mut().enumerate() {
         let x = x as u8;

@@ -10,16 +10,7 @@ use core::arch::x86_64::{
 
 use crate::keccak::LANES;
 
-/// Proof that the CPU runs AVX2 (only [`Avx2::detect`] makes one).
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Avx2(());
-
-impl Avx2 {
-    /// The witness, when the CPU has AVX2.
-    pub(super) fn detect() -> Option<Self> {
-        crate::backend::cpu_has_avx2().then_some(Self(()))
-    }
-}
+witness!(Avx2, crate::backend::cpu_has_avx2, "AVX2");
 
 /// Permutes four states.
 pub(super) fn permute_x4(_cpu: Avx2, states: &mut [&mut [u64; LANES]; 4]) {
@@ -134,22 +125,45 @@ unsafe fn keccak_x4(s: &mut [&mut [u64; LANES]; 4]) {
     }
 }
 
-/// The x4 kernel on word-major storage: one unaligned 32-byte load and store per lane word,
-/// no gathering.
+/// The body of a word-major kernel, shared with the AVX-512 x8 one: vector `j` holds lane
+/// word `j` of the states `at..` (`words[j][at..]`, one unaligned load and store per word, no
+/// gathering), then the shared round text with the given operations.
+///
+/// The caller must run with the vector's target feature and ensure that `words[j][at..]`
+/// holds a whole vector.
+macro_rules! word_major_kernel {
+    ($words:ident, $at:expr, $zero:expr, $load:ident, $store:ident, $($ops:tt)*) => {
+        let mut a = [$zero; LANES];
+        for (v, w) in a.iter_mut().zip($words.iter()) {
+            // SAFETY: `w[at..]` is a whole vector's readable bytes (the caller's contract);
+            // `loadu` has no alignment requirement.
+            *v = unsafe { $load(w.as_ptr().add($at).cast()) };
+        }
+        keccak_f1600_rounds!(a, $($ops)*);
+        for (v, w) in a.iter().zip($words.iter_mut()) {
+            // SAFETY: as for the load, `w[at..]` is a whole vector's writable bytes.
+            unsafe { $store(w.as_mut_ptr().add($at).cast(), *v) };
+        }
+    };
+}
+pub(super) use word_major_kernel;
+
+/// The x4 kernel on word-major storage.
 ///
 /// # Safety
 /// The CPU must support AVX2, and `at + 4 <= N`.
 #[target_feature(enable = "avx2")]
 unsafe fn keccak_x4_words<const N: usize>(s: &mut [[u64; N]; LANES], at: usize) {
-    let mut a: [__m256i; LANES] = [_mm256_setzero_si256(); LANES];
-    for (v, w) in a.iter_mut().zip(s.iter()) {
-        // SAFETY: `at + 4 <= N` (caller), so `w[at..at + 4]` is 32 readable bytes; `loadu` has
-        // no alignment requirement.
-        *v = unsafe { _mm256_loadu_si256(w.as_ptr().add(at).cast()) };
-    }
-    keccak_f1600_rounds!(a, xor = xor, xor5 = xor5, rol = rol, chi = chi, iota = iota);
-    for (v, w) in a.iter().zip(s.iter_mut()) {
-        // SAFETY: as for the load, `w[at..at + 4]` is 32 writable bytes.
-        unsafe { _mm256_storeu_si256(w.as_mut_ptr().add(at).cast(), *v) };
-    }
+    word_major_kernel!(
+        s,
+        at,
+        _mm256_setzero_si256(),
+        _mm256_loadu_si256,
+        _mm256_storeu_si256,
+        xor = xor,
+        xor5 = xor5,
+        rol = rol,
+        chi = chi,
+        iota = iota
+    );
 }

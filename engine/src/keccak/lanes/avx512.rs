@@ -2,35 +2,36 @@
 //! (vector element `i` belongs to state `i`), 25 state registers of the 32. `vprolq` rotates,
 //! `vpternlogq` computes theta's five-way XOR in two instructions and chi in one.
 //!
-//! This machine family is only compile-checked where the CPU lacks AVX-512; the round text is
-//! the shared one, and the ternary-logic immediates are the constants the scalar test instance
-//! (which emulates `vpternlogq` bit by bit) also uses.
+//! The tests run it wherever the CPU has AVX-512F (the development machine does); the round
+//! text is the shared one, and the ternary-logic immediates are the constants the scalar test
+//! instance (which emulates `vpternlogq` bit by bit) also uses.
 #![allow(unsafe_code)]
 
 use core::arch::x86_64::{
-    __m512i, _mm512_loadu_si512, _mm512_rol_epi64, _mm512_set1_epi64, _mm512_storeu_si512,
+    _mm512_loadu_si512, _mm512_rol_epi64, _mm512_set1_epi64, _mm512_storeu_si512,
     _mm512_ternarylogic_epi64, _mm512_xor_si512,
 };
 
 use super::{TERNLOG_CHI, TERNLOG_XOR3};
 use crate::keccak::LANES;
 
-/// Proof that the CPU runs AVX-512F (only [`Avx512::detect`] makes one).
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Avx512(());
+witness!(Avx512, crate::backend::cpu_has_avx512f, "AVX-512F");
 
-impl Avx512 {
-    /// The witness, when the CPU has AVX-512F.
-    pub(super) fn detect() -> Option<Self> {
-        crate::backend::cpu_has_avx512f().then_some(Self(()))
+/// Permutes eight states: gathered word-major (element `i` of vector `j` is lane word `j` of
+/// state `i`), permuted by the word-major kernel, scattered back.
+pub(super) fn permute_x8(cpu: Avx512, states: &mut [&mut [u64; LANES]; 8]) {
+    let mut words = [[0u64; 8]; LANES];
+    for (j, w) in words.iter_mut().enumerate() {
+        for (x, state) in w.iter_mut().zip(states.iter()) {
+            *x = state[j];
+        }
     }
-}
-
-/// Permutes eight states.
-pub(super) fn permute_x8(_cpu: Avx512, states: &mut [&mut [u64; LANES]; 8]) {
-    // SAFETY: an `Avx512` value exists only when runtime detection found AVX-512F, the only
-    // target feature `keccak_x8` enables.
-    unsafe { keccak_x8(states) }
+    permute_x8_words(cpu, &mut words);
+    for (j, w) in words.iter().enumerate() {
+        for (x, state) in w.iter().zip(states.iter_mut()) {
+            state[j] = *x;
+        }
+    }
 }
 
 /// Permutes the eight states held word-major in `words` (see [`super::permute_x8_words`]).
@@ -77,47 +78,23 @@ macro_rules! iota {
     };
 }
 
-/// The x8 kernel.
-///
-/// # Safety
-/// The CPU must support AVX-512F.
-#[target_feature(enable = "avx512f")]
-unsafe fn keccak_x8(s: &mut [&mut [u64; LANES]; 8]) {
-    // Load and store through the same lane-major scratch, so element i is state i both ways.
-    let mut a: [__m512i; LANES] = [_mm512_set1_epi64(0); LANES];
-    for (j, v) in a.iter_mut().enumerate() {
-        let mut words = [0u64; 8];
-        for (w, state) in words.iter_mut().zip(s.iter()) {
-            *w = state[j];
-        }
-        // SAFETY: `words` is 64 readable bytes and `loadu` has no alignment requirement.
-        *v = unsafe { _mm512_loadu_si512(words.as_ptr().cast()) };
-    }
-    keccak_f1600_rounds!(a, xor = xor, xor5 = xor5, rol = rol, chi = chi, iota = iota);
-    for (j, v) in a.iter().enumerate() {
-        let mut words = [0u64; 8];
-        // SAFETY: `words` is 64 writable bytes and `storeu` has no alignment requirement.
-        unsafe { _mm512_storeu_si512(words.as_mut_ptr().cast(), *v) };
-        for (state, w) in s.iter_mut().zip(words) {
-            state[j] = w;
-        }
-    }
-}
-
-/// The x8 kernel on word-major storage: one 64-byte load and store per lane word.
+/// The x8 kernel on word-major storage: the AVX2 x4 one's body on 512-bit vectors.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
 unsafe fn keccak_x8_words(s: &mut [[u64; 8]; LANES]) {
-    let mut a: [__m512i; LANES] = [_mm512_set1_epi64(0); LANES];
-    for (v, w) in a.iter_mut().zip(s.iter()) {
-        // SAFETY: `w` is 64 readable bytes and `loadu` has no alignment requirement.
-        *v = unsafe { _mm512_loadu_si512(w.as_ptr().cast()) };
-    }
-    keccak_f1600_rounds!(a, xor = xor, xor5 = xor5, rol = rol, chi = chi, iota = iota);
-    for (v, w) in a.iter().zip(s.iter_mut()) {
-        // SAFETY: `w` is 64 writable bytes and `storeu` has no alignment requirement.
-        unsafe { _mm512_storeu_si512(w.as_mut_ptr().cast(), *v) };
-    }
+    // Each `s[j]` is exactly one vector (offset 0).
+    super::avx2::word_major_kernel!(
+        s,
+        0,
+        _mm512_set1_epi64(0),
+        _mm512_loadu_si512,
+        _mm512_storeu_si512,
+        xor = xor,
+        xor5 = xor5,
+        rol = rol,
+        chi = chi,
+        iota = iota
+    );
 }

@@ -7,21 +7,40 @@
 //! | `Avx512` | the AVX2 x4 | one `__m512i` per lane word (`vprolq`, `vpternlogq`) |
 //!
 //! Every backend computes exactly what the scalar permutation computes (property tests in
-//! `proptests/tests/keccak_lanes.rs`). A backend the CPU lacks is never run: asking for one
-//! falls back to the fastest available backend below it.
+//! `proptests/tests/keccak_lanes.rs`). A lane backend the CPU lacks is never run and never
+//! silently replaced: [`LaneBackend::require`] turns it into
+//! [`BackendError::LanesUnavailable`], and the functions here refuse (panic on) one that
+//! was not checked. [`LaneBackend::for_backend`] maps a [`Backend`] to its lanes explicitly.
+
+/// `witness!(Name, probe, "what")`: a zero-sized proof that the CPU has a feature; only
+/// `Name::detect`, which asks `probe`, makes one, so a kernel that takes it may rely on it.
+#[cfg(target_arch = "x86_64")]
+macro_rules! witness {
+    ($name:ident, $probe:path, $what:literal) => {
+        #[doc = concat!("Proof that the CPU runs ", $what, " (only [`", stringify!($name), "::detect`] makes one).")]
+        #[derive(Clone, Copy, Debug)]
+        pub(super) struct $name(());
+
+        impl $name {
+            #[doc = concat!("The witness, when the CPU has ", $what, ".")]
+            pub(super) fn detect() -> Option<Self> {
+                $probe().then_some(Self(()))
+            }
+        }
+    };
+}
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
-// AVX-512 intrinsics and the `avx512f` target feature are stable since Rust 1.89 (the
-// workspace declares 1.85).
+// AVX-512 intrinsics and the `avx512f` target feature are stable since Rust 1.89, the
+// workspace's MSRV.
 #[cfg(target_arch = "x86_64")]
-#[clippy::msrv = "1.89"]
 mod avx512;
 
 use core::fmt;
 
 use super::{LANES, f1600, kmac::Kmac};
-use crate::backend::Backend;
+use crate::backend::{self, Backend, BackendError};
 
 /// `vpternlogq` immediate for `a ^ b ^ c` (bit `4a + 2b + c` of the immediate is the result).
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
@@ -50,9 +69,10 @@ impl LaneBackend {
     ];
 
     /// The lane backend that goes with the process-wide backend choice
-    /// ([`Backend::selected`], which honours `DKTP_BACKEND`): `DKTP_BACKEND=portable` makes the
-    /// lanes portable too. If the selection is an error (unknown or unavailable name), the
-    /// portable lanes.
+    /// ([`Backend::selected`], which honours `DKTP_BACKEND` and `--cfg dktp_backend`):
+    /// `DKTP_BACKEND=portable` makes the lanes portable too. If the selection is an error
+    /// (unknown or unavailable name), the portable lanes; the error itself reaches whoever
+    /// keys a cipher with [`Backend::selected`].
     pub fn best() -> Self {
         match Backend::selected() {
             Ok(b) => Self::for_backend(b),
@@ -62,46 +82,38 @@ impl LaneBackend {
 
     /// The fastest lane backend this CPU runs, ignoring `DKTP_BACKEND`.
     pub fn fastest() -> Self {
-        LaneBackend::ALL
-            .into_iter()
-            .rev()
-            .find(|b| b.is_available())
-            .unwrap_or(LaneBackend::Portable)
+        backend::fastest(&Self::ALL, Self::is_available).unwrap_or(LaneBackend::Portable)
     }
 
     /// Every lane backend this CPU runs, slowest first.
     pub fn available() -> Vec<LaneBackend> {
-        LaneBackend::ALL
-            .into_iter()
-            .filter(|b| b.is_available())
-            .collect()
+        backend::available(&Self::ALL, Self::is_available)
     }
 
-    /// The lane backend matching a [`Backend`]: portable for `Portable` and `Armv8`, AVX2 for
-    /// `Aesni` and `Vaes256`, AVX-512 for `Vaes512` and `Vaes512Vbmi`; when the CPU lacks that
-    /// one, the fastest available one below it.
+    /// Checks availability, turning "no" into a typed error
+    /// ([`BackendError::LanesUnavailable`]).
+    pub fn require(self) -> Result<LaneBackend, BackendError> {
+        let runs = self.is_available();
+        backend::require(self, runs, BackendError::LanesUnavailable)
+    }
+
+    /// The lanes that go with a [`Backend`]: portable for `Portable` and `Armv8`, AVX2 for
+    /// `Vaes256`, AVX-512 for `Vaes512` and `Vaes512Vbmi` (each of those backends' CPU checks
+    /// includes these lanes' features), and for `Aesni` AVX2 when the CPU has it, else
+    /// portable (AES-NI CPUs without AVX2 exist). For a backend the CPU lacks, the lanes may
+    /// be missing too: they are then refused like any unchecked lane backend.
     pub fn for_backend(b: Backend) -> Self {
-        let wanted = match b {
+        match b {
             Backend::Portable | Backend::Armv8 => LaneBackend::Portable,
+            Backend::Aesni if !LaneBackend::Avx2.is_available() => LaneBackend::Portable,
             Backend::Aesni | Backend::Vaes256 => LaneBackend::Avx2,
             Backend::Vaes512 | Backend::Vaes512Vbmi => LaneBackend::Avx512,
-        };
-        wanted.or_below()
+        }
     }
 
     /// Whether this CPU and build target can run the backend.
     pub fn is_available(self) -> bool {
-        match self {
-            LaneBackend::Portable => true,
-            #[cfg(target_arch = "x86_64")]
-            LaneBackend::Avx2 => avx2::Avx2::detect().is_some(),
-            #[cfg(target_arch = "x86_64")]
-            LaneBackend::Avx512 => {
-                avx512::Avx512::detect().is_some() && avx2::Avx2::detect().is_some()
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            LaneBackend::Avx2 | LaneBackend::Avx512 => false,
-        }
+        Kernels::detect(self).is_some()
     }
 
     /// The name used in reports: `portable`, `avx2`, `avx512`.
@@ -112,16 +124,63 @@ impl LaneBackend {
             LaneBackend::Avx512 => "avx512",
         }
     }
+}
 
-    /// This backend if available, else the fastest available one below it.
-    fn or_below(self) -> Self {
-        LaneBackend::ALL
-            .into_iter()
-            .rev()
-            .filter(|b| *b <= self)
-            .find(|b| b.is_available())
-            .unwrap_or(LaneBackend::Portable)
+/// The kernels a lane backend runs, with the witnesses that the CPU has them.
+#[derive(Clone, Copy)]
+enum Kernels {
+    /// Scalar permutations one after the other.
+    Scalar,
+    /// The AVX2 x4 kernel (x8 as two of them).
+    #[cfg(target_arch = "x86_64")]
+    Avx2(avx2::Avx2),
+    /// The AVX-512 x8 kernel, and the AVX2 x4 one.
+    #[cfg(target_arch = "x86_64")]
+    Avx512(avx2::Avx2, avx512::Avx512),
+}
+
+impl Kernels {
+    /// `b`'s kernels, when the CPU runs them all.
+    fn detect(b: LaneBackend) -> Option<Self> {
+        match b {
+            LaneBackend::Portable => Some(Kernels::Scalar),
+            #[cfg(target_arch = "x86_64")]
+            LaneBackend::Avx2 => Some(Kernels::Avx2(avx2::Avx2::detect()?)),
+            #[cfg(target_arch = "x86_64")]
+            LaneBackend::Avx512 => Some(Kernels::Avx512(
+                avx2::Avx2::detect()?,
+                avx512::Avx512::detect()?,
+            )),
+            #[cfg(not(target_arch = "x86_64"))]
+            LaneBackend::Avx2 | LaneBackend::Avx512 => None,
+        }
     }
+
+    /// `b`'s kernels; refuses (panics on) a lane backend this CPU lacks, which the caller
+    /// should have checked with [`LaneBackend::require`] or taken from
+    /// [`LaneBackend::available`].
+    #[track_caller]
+    fn of(b: LaneBackend) -> Self {
+        match Kernels::detect(b) {
+            Some(k) => k,
+            None => refuse(b),
+        }
+    }
+
+    /// The x4 kernel's witness, if these kernels have one.
+    #[cfg(target_arch = "x86_64")]
+    fn x4(self) -> Option<avx2::Avx2> {
+        match self {
+            Kernels::Scalar => None,
+            Kernels::Avx2(cpu) | Kernels::Avx512(cpu, _) => Some(cpu),
+        }
+    }
+}
+
+#[cold]
+#[track_caller]
+fn refuse(b: LaneBackend) -> ! {
+    panic!("{}", BackendError::LanesUnavailable(b))
 }
 
 impl fmt::Display for LaneBackend {
@@ -131,44 +190,46 @@ impl fmt::Display for LaneBackend {
 }
 
 /// Four independent Keccak-f\[1600\] permutations.
+///
+/// # Panics
+/// If the CPU lacks `b` (check with [`LaneBackend::require`]).
+#[track_caller]
 pub fn permute_x4(b: LaneBackend, states: &mut [[u64; LANES]; 4]) {
     let [s0, s1, s2, s3] = states;
-    x4(b.or_below(), &mut [s0, s1, s2, s3]);
+    x4(Kernels::of(b), &mut [s0, s1, s2, s3]);
 }
 
 /// Eight independent Keccak-f\[1600\] permutations.
+///
+/// # Panics
+/// If the CPU lacks `b` (check with [`LaneBackend::require`]).
+#[track_caller]
 pub fn permute_x8(b: LaneBackend, states: &mut [[u64; LANES]; 8]) {
     let [s0, s1, s2, s3, s4, s5, s6, s7] = states;
-    x8(b.or_below(), &mut [s0, s1, s2, s3, s4, s5, s6, s7]);
+    x8(Kernels::of(b), &mut [s0, s1, s2, s3, s4, s5, s6, s7]);
 }
 
-/// x4 on a resolved (available) backend.
-fn x4(b: LaneBackend, states: &mut [&mut [u64; LANES]; 4]) {
+fn x4(k: Kernels, states: &mut [&mut [u64; LANES]; 4]) {
     #[cfg(target_arch = "x86_64")]
-    if b != LaneBackend::Portable
-        && let Some(cpu) = avx2::Avx2::detect()
-    {
+    if let Some(cpu) = k.x4() {
         avx2::permute_x4(cpu, states);
         return;
     }
-    let _ = b;
+    let _ = k;
     for s in states.iter_mut() {
         f1600(s);
     }
 }
 
-/// x8 on a resolved (available) backend.
-fn x8(b: LaneBackend, states: &mut [&mut [u64; LANES]; 8]) {
+fn x8(k: Kernels, states: &mut [&mut [u64; LANES]; 8]) {
     #[cfg(target_arch = "x86_64")]
-    if b == LaneBackend::Avx512
-        && let Some(cpu) = avx512::Avx512::detect()
-    {
+    if let Kernels::Avx512(_, cpu) = k {
         avx512::permute_x8(cpu, states);
         return;
     }
     let [s0, s1, s2, s3, s4, s5, s6, s7] = states;
-    x4(b, &mut [s0, s1, s2, s3]);
-    x4(b, &mut [s4, s5, s6, s7]);
+    x4(k, &mut [s0, s1, s2, s3]);
+    x4(k, &mut [s4, s5, s6, s7]);
 }
 
 /// Four independent permutations of states stored word-major: `words[j][i]` is lane word `j`
@@ -176,40 +237,40 @@ fn x8(b: LaneBackend, states: &mut [&mut [u64; LANES]; 8]) {
 /// loads and stores it without gathering, so a caller that runs many blocks through the same
 /// four sponges (the batch engine, [`crate::batch`]) keeps them in this form between
 /// permutations and XORs its input words straight into it.
+///
+/// # Panics
+/// If the CPU lacks `b` (check with [`LaneBackend::require`]).
+#[track_caller]
 pub fn permute_x4_words(b: LaneBackend, words: &mut [[u64; 4]; LANES]) {
-    // No `or_below` here: this runs once per block in the batch engine, and the witness
-    // check alone decides (every non-portable backend has the AVX2 kernel).
+    let k = Kernels::of(b);
     #[cfg(target_arch = "x86_64")]
-    if b != LaneBackend::Portable
-        && let Some(cpu) = avx2::Avx2::detect()
-    {
+    if let Some(cpu) = k.x4() {
         avx2::permute_x4_words(cpu, words, 0);
         return;
     }
-    let _ = b;
+    let _ = k;
     words_scalar(words);
 }
 
 /// Eight independent permutations of states stored word-major (`words[j][i]`, as
 /// [`permute_x4_words`]): one AVX-512 kernel, or the AVX2 kernel on each half.
+///
+/// # Panics
+/// If the CPU lacks `b` (check with [`LaneBackend::require`]).
+#[track_caller]
 pub fn permute_x8_words(b: LaneBackend, words: &mut [[u64; 8]; LANES]) {
+    let k = Kernels::of(b);
     #[cfg(target_arch = "x86_64")]
-    {
-        if b == LaneBackend::Avx512
-            && let Some(cpu) = avx512::Avx512::detect()
-        {
-            avx512::permute_x8_words(cpu, words);
-            return;
-        }
-        if b != LaneBackend::Portable
-            && let Some(cpu) = avx2::Avx2::detect()
-        {
+    match k {
+        Kernels::Avx512(_, cpu) => return avx512::permute_x8_words(cpu, words),
+        Kernels::Avx2(cpu) => {
             avx2::permute_x4_words(cpu, words, 0);
             avx2::permute_x4_words(cpu, words, 4);
             return;
         }
+        Kernels::Scalar => {}
     }
-    let _ = b;
+    let _ = k;
     words_scalar(words);
 }
 
@@ -230,21 +291,22 @@ fn words_scalar<const N: usize>(words: &mut [[u64; N]; LANES]) {
 }
 
 /// Permutes every state in `ready`: eights (AVX-512), then fours, then one by one.
-fn permute_all(b: LaneBackend, mut ready: &mut [&mut [u64; LANES]]) {
-    if b == LaneBackend::Avx512 {
+fn permute_all(k: Kernels, mut ready: &mut [&mut [u64; LANES]]) {
+    #[cfg(target_arch = "x86_64")]
+    if matches!(k, Kernels::Avx512(..)) {
         let mut eights = ready.chunks_exact_mut(8);
         for chunk in &mut eights {
             if let Ok(group) = <&mut [_; 8]>::try_from(chunk) {
-                x8(b, group);
+                x8(k, group);
             }
         }
         ready = eights.into_remainder();
     }
-    if b != LaneBackend::Portable {
+    if !matches!(k, Kernels::Scalar) {
         let mut fours = ready.chunks_exact_mut(4);
         for chunk in &mut fours {
             if let Ok(group) = <&mut [_; 4]>::try_from(chunk) {
-                x4(b, group);
+                x4(k, group);
             }
         }
         ready = fours.into_remainder();
@@ -258,19 +320,23 @@ fn permute_all(b: LaneBackend, mut ready: &mut [&mut [u64; LANES]]) {
 /// running the permutations of different KMACs together in x8/x4 lanes whenever at least four
 /// of them have a full block pending, and scalar for the rest. Pairs beyond the shorter of the
 /// two slices are ignored.
+///
+/// # Panics
+/// If the CPU lacks `b` (check with [`LaneBackend::require`]).
+#[track_caller]
 pub fn kmac_update_many<const RATE: usize>(
     b: LaneBackend,
     macs: &mut [&mut Kmac<RATE>],
     inputs: &[&[u8]],
 ) {
-    let b = b.or_below();
+    let k = Kernels::of(b);
     // Sponges that will permute at least once; below four, lanes cannot help.
     let busy = macs
         .iter()
         .zip(inputs)
         .filter(|(m, i)| m.sponge.pos + i.len() >= RATE)
         .count();
-    if b == LaneBackend::Portable || busy < 4 {
+    if matches!(k, Kernels::Scalar) || busy < 4 {
         for (m, i) in macs.iter_mut().zip(inputs) {
             m.update(i);
         }
@@ -288,7 +354,7 @@ pub fn kmac_update_many<const RATE: usize>(
             }
         }
         let more = ready.len() >= 4;
-        permute_all(b, &mut ready);
+        permute_all(k, &mut ready);
         if !more {
             break;
         }

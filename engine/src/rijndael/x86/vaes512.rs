@@ -1,31 +1,22 @@
-//! VAES-512 backends (512-bit registers). **Untested on hardware by the author** (the
-//! development machine has no AVX-512); the permutation tables are checked by emulation in
-//! `layout.rs`, and the property tests compare these backends with the portable one
-//! whenever the CPU has them.
+//! VAES-512 kernels (512-bit registers). Both run on the development machine (AVX-512
+//! VBMI and VAES), where the property tests and the engine's unit tests compare them with
+//! the portable backend; the permutation tables are also checked by emulation in
+//! `layout.rs`.
 //!
-//! * [`Keys`] (`vaes512`: `avx512f` + `avx512bw` + `vaes`): the split layout of the VAES-256
-//!   backend widened to four lanes — a register pair holds the low halves (columns 0–3) of
-//!   four blocks and their high halves. Per register and round: one `vpblendmb` (mask
-//!   register), one `vpshufb`, one `vaesenc`, all in-lane. Sixteen blocks in flight.
-//! * [`VbmiKeys`] (`vaes512vbmi`: + `avx512vbmi`): a register holds two whole blocks in
-//!   natural order; one `vpermb` builds all four pre-permuted halves, then `vaesenc`.
-//!   Sixteen blocks in flight.
-#![allow(unsafe_code)]
+//! * [`Vaes512`] (`vaes512`: `avx512f` + `avx512bw` + `vaes`): the split layout of the
+//!   VAES-256 kernel widened to four lanes — a register pair holds the low halves (columns
+//!   0–3) of four blocks and their high halves. Per register and round: one `vpblendmb`
+//!   (mask register), one `vpshufb`, one `vaesenc`, all in-lane. A wide step is sixteen
+//!   blocks.
+//! * [`Vaes512Vbmi`] (`vaes512vbmi`: + `avx512vbmi`): a register holds two whole blocks in
+//!   natural order; one `vpermb` builds all four pre-permuted halves, then `vaesenc`. A wide
+//!   step is sixteen blocks.
 
-#[cfg(target_arch = "x86")]
-use core::arch::x86::*;
-#[cfg(target_arch = "x86_64")]
-use core::arch::x86_64::*;
-
-use crate::Backend;
+use super::arch::*;
+use super::key_halves;
+use crate::rijndael::kernel::Aligned;
 use crate::rijndael::{Counter, layout};
 use zeroize::Zeroize;
-
-/// Register pairs (4 blocks each) in flight in the bulk CTR loop of `vaes512`.
-const QUADS: usize = 4;
-
-/// Registers (2 blocks each) in flight in the bulk CTR loop of `vaes512vbmi`.
-const DUOS: usize = 8;
 
 /// Four blocks in split layout (`[B0.lo | B1.lo | B2.lo | B3.lo]`, same with `.hi`), or a
 /// round key broadcast that way.
@@ -48,34 +39,19 @@ const BLEND_MASK: u64 = {
 // ---------------------------------------------------------------------------------------
 // shared helpers
 
+/// Two consecutive blocks as one register.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn load64(b: &[u8; 64]) -> __m512i {
-    // SAFETY: `b` is 64 readable bytes; `loadu` has no alignment requirement.
+fn load(b: &[[u8; 32]; 2]) -> __m512i {
+    // SAFETY: `b` is 64 contiguous readable bytes; `loadu` has no alignment requirement.
     unsafe { _mm512_loadu_si512(b.as_ptr().cast()) }
 }
 
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn store64(b: &mut [u8; 64], v: __m512i) {
-    // SAFETY: `b` is 64 writable bytes; `storeu` has no alignment requirement.
+fn store(b: &mut [[u8; 32]; 2], v: __m512i) {
+    // SAFETY: `b` is 64 contiguous writable bytes; `storeu` has no alignment requirement.
     unsafe { _mm512_storeu_si512(b.as_mut_ptr().cast(), v) }
-}
-
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn broadcast16(b: &[u8; 16]) -> __m512i {
-    // SAFETY: `b` is 16 readable bytes; `loadu` has no alignment requirement.
-    let v = unsafe { _mm_loadu_si128(b.as_ptr().cast()) };
-    _mm512_broadcast_i32x4(v)
-}
-
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn broadcast32(b: &[u8; 32]) -> __m512i {
-    // SAFETY: `b` is 32 readable bytes; `loadu` has no alignment requirement.
-    let v = unsafe { _mm256_loadu_si256(b.as_ptr().cast()) };
-    _mm512_broadcast_i64x4(v)
 }
 
 /// Two counter values (or blocks as limbs) as one register `[X | Y]`.
@@ -94,46 +70,28 @@ fn two_blocks(x: [u64; 4], y: [u64; 4]) -> __m512i {
     )
 }
 
+/// The next `2N` counter values, two per register `[X | Y]`; advances `ctr` by `2N`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn counters<const N: usize>(ctr: &mut Counter) -> [__m512i; N] {
+    let mut st = [_mm512_setzero_si512(); N];
+    for z in st.iter_mut() {
+        let x = ctr.next_limbs();
+        let y = ctr.next_limbs();
+        *z = two_blocks(x, y);
+    }
+    st
+}
+
 // ---------------------------------------------------------------------------------------
 // vaes512 (AVX-512BW, split layout)
 
-/// Round keys for `vaes512`, each half broadcast to four lanes. Constructed only when the
-/// CPU has VAES, AVX-512F and AVX-512BW.
-#[derive(Clone)]
-pub(crate) struct Keys {
-    first: Quad,
-    mid: Vec<Quad>,
-    last: Quad,
-}
-
-impl Drop for Keys {
-    fn drop(&mut self) {
-        self.first.zeroize();
-        self.mid.zeroize();
-        self.last.zeroize();
-    }
-}
-
-impl Keys {
-    /// `None` if the CPU lacks the features. `rk.len() >= 2` (validated by the caller).
-    pub(crate) fn new(rk: &[[u8; 32]]) -> Option<Self> {
-        if !Backend::Vaes512.is_available() {
-            return None;
-        }
-        // SAFETY: the CPU has aes, vaes, avx2, avx512f and avx512bw (checked just above).
-        Some(unsafe { expand(rk) })
-    }
-
-    pub(crate) fn encrypt_block(&self, block: &mut [u8; 32]) {
-        // SAFETY: `Keys` values exist only if `new` found the CPU features.
-        unsafe { encrypt_block(self, block) }
-    }
-
-    pub(crate) fn ctr_xor(&self, ctr: &mut Counter, data: &mut [u8]) {
-        // SAFETY: `Keys` values exist only if `new` found the CPU features.
-        unsafe { ctr_xor(self, ctr, data) }
-    }
-}
+kernel!(
+    /// Round keys as given (each half broadcast to four lanes at load). Constructed only
+    /// when the CPU has VAES, AVX-512F and AVX-512BW. A wide step is four quads (sixteen
+    /// blocks) in 8 of the 32 ZMM registers.
+    Vaes512, 4 blocks per register, 4 registers, quad_xor_keystream
+);
 
 /// `[B0 | B1]`, `[B2 | B3]` (whole blocks) to split layout.
 #[inline]
@@ -157,32 +115,6 @@ fn join(q: Quad) -> (__m512i, __m512i) {
     )
 }
 
-#[target_feature(enable = "aes,vaes,avx2,avx512f,avx512bw")]
-fn expand(rk: &[[u8; 32]]) -> Keys {
-    let zero = [_mm512_setzero_si512(); 2];
-    let mut keys = Keys {
-        first: zero,
-        mid: Vec::with_capacity(rk.len().saturating_sub(2)),
-        last: zero,
-    };
-    let n = rk.len();
-    for (i, k) in rk.iter().enumerate() {
-        let (halves, _) = k.as_chunks::<16>();
-        let mut q = zero;
-        for (r, h) in q.iter_mut().zip(halves) {
-            *r = broadcast16(h);
-        }
-        if i == 0 {
-            keys.first = q;
-        } else if i + 1 == n {
-            keys.last = q;
-        } else {
-            keys.mid.push(q);
-        }
-    }
-    keys
-}
-
 /// Pre-permutes both halves of four blocks for the next AES round (blend, then pshufb).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
@@ -195,249 +127,91 @@ fn permute(q: &mut Quad, shuf: __m512i) {
 
 #[inline]
 #[target_feature(enable = "aes,vaes,avx2,avx512f,avx512bw")]
-fn encrypt_quads<const N: usize>(k: &Keys, st: &mut [Quad; N]) {
-    let shuf = broadcast16(&layout::SHUF);
-    for q in st.iter_mut() {
-        q[0] = _mm512_xor_si512(q[0], k.first[0]);
-        q[1] = _mm512_xor_si512(q[1], k.first[1]);
-    }
-    for rk in &k.mid {
-        for q in st.iter_mut() {
+fn encrypt_quads<const N: usize>(k: &Vaes512, st: &mut [Quad; N]) {
+    // SAFETY: `SHUF` is 16 readable bytes; `loadu` has no alignment requirement.
+    let shuf = _mm512_broadcast_i32x4(unsafe { _mm_loadu_si128(layout::SHUF.as_ptr().cast()) });
+    k.0.encrypt(
+        st,
+        |rk| key_halves(rk).map(|h| _mm512_broadcast_i32x4(h)),
+        |q, rk| *q = [_mm512_xor_si512(q[0], rk[0]), _mm512_xor_si512(q[1], rk[1])],
+        |q, rk| {
             permute(q, shuf);
-            q[0] = _mm512_aesenc_epi128(q[0], rk[0]);
-            q[1] = _mm512_aesenc_epi128(q[1], rk[1]);
+            *q = [
+                _mm512_aesenc_epi128(q[0], rk[0]),
+                _mm512_aesenc_epi128(q[1], rk[1]),
+            ];
+        },
+        |q, rk| {
+            permute(q, shuf);
+            *q = [
+                _mm512_aesenclast_epi128(q[0], rk[0]),
+                _mm512_aesenclast_epi128(q[1], rk[1]),
+            ];
+        },
+    );
+}
+
+/// The kernel step of `vaes512`: `4R` blocks of keystream XORed into `blocks`.
+#[target_feature(enable = "aes,vaes,avx2,avx512f,avx512bw")]
+fn quad_xor_keystream<const R: usize>(k: &Vaes512, ctr: &mut Counter, blocks: &mut [[u8; 32]]) {
+    let mut st = [[_mm512_setzero_si512(); 2]; R];
+    for q in st.iter_mut() {
+        let [z0, z1] = counters::<2>(ctr);
+        *q = split(z0, z1);
+    }
+    encrypt_quads(k, &mut st);
+    let (fours, _) = blocks.as_chunks_mut::<4>();
+    for (four, q) in fours.iter_mut().zip(st.iter()) {
+        let (k0, k1) = join(*q);
+        let (twos, _) = four.as_chunks_mut::<2>();
+        if let [b0, b1] = twos {
+            store(b0, _mm512_xor_si512(load(b0), k0));
+            store(b1, _mm512_xor_si512(load(b1), k1));
         }
     }
-    for q in st.iter_mut() {
-        permute(q, shuf);
-        q[0] = _mm512_aesenclast_epi128(q[0], k.last[0]);
-        q[1] = _mm512_aesenclast_epi128(q[1], k.last[1]);
-    }
-}
-
-/// The next `4N` counter blocks in split layout; advances `ctr` by `4N`.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn quad_counters<const N: usize>(ctr: &mut Counter) -> [Quad; N] {
-    let mut st = [[_mm512_setzero_si512(); 2]; N];
-    for q in st.iter_mut() {
-        let b0 = ctr.next_limbs();
-        let b1 = ctr.next_limbs();
-        let b2 = ctr.next_limbs();
-        let b3 = ctr.next_limbs();
-        *q = split(two_blocks(b0, b1), two_blocks(b2, b3));
-    }
-    st
-}
-
-#[target_feature(enable = "aes,vaes,avx2,avx512f,avx512bw")]
-fn encrypt_block(k: &Keys, block: &mut [u8; 32]) {
-    let limbs = Counter::from_bytes(block);
-    let zero = _mm512_setzero_si512();
-    let mut st = [split(two_blocks(limbs.0, [0; 4]), zero)];
-    encrypt_quads(k, &mut st);
-    let (z0, _) = join(st[0]);
-    let mut out = [0u8; 64];
-    store64(&mut out, z0);
-    let (blocks, _) = out.as_chunks::<32>();
-    if let Some(b) = blocks.first() {
-        *block = *b;
-    }
-    out.zeroize();
-}
-
-#[target_feature(enable = "aes,vaes,avx2,avx512f,avx512bw")]
-fn ctr_xor(k: &Keys, ctr: &mut Counter, data: &mut [u8]) {
-    let (chunks, tail) = data.as_chunks_mut::<{ 128 * QUADS }>();
-    for chunk in chunks {
-        let mut st = quad_counters::<QUADS>(ctr);
-        encrypt_quads(k, &mut st);
-        let (regs, _) = chunk.as_chunks_mut::<64>();
-        for (two, q) in regs.chunks_exact_mut(2).zip(st.iter()) {
-            let (k0, k1) = join(*q);
-            if let [z0, z1] = two {
-                store64(z0, _mm512_xor_si512(load64(z0), k0));
-                store64(z1, _mm512_xor_si512(load64(z1), k1));
-            }
-        }
-    }
-    match tail.len().div_ceil(128) {
-        0 => {}
-        1 => quad_tail::<1>(k, ctr, tail),
-        2 => quad_tail::<2>(k, ctr, tail),
-        _ => quad_tail::<QUADS>(k, ctr, tail),
-    }
-}
-
-/// The last `tail.len() <= 128 * N` bytes through a stack buffer; the counter advances by
-/// the blocks actually used.
-#[inline]
-#[target_feature(enable = "aes,vaes,avx2,avx512f,avx512bw")]
-fn quad_tail<const N: usize>(k: &Keys, ctr: &mut Counter, tail: &mut [u8]) {
-    let mut c = *ctr;
-    let mut st = quad_counters::<N>(&mut c);
-    c.zeroize();
-    ctr.advance(tail.len().div_ceil(32));
-    encrypt_quads(k, &mut st);
-    let mut buf = [[[0u8; 64]; 2]; N];
-    for (b, q) in buf.iter_mut().zip(st.iter()) {
-        let (z0, z1) = join(*q);
-        let [b0, b1] = b;
-        store64(b0, z0);
-        store64(b1, z1);
-    }
-    for (d, ks) in tail.iter_mut().zip(buf.as_flattened().as_flattened()) {
-        *d ^= ks;
-    }
-    buf.zeroize();
     st.zeroize();
 }
 
 // ---------------------------------------------------------------------------------------
 // vaes512vbmi (one vpermb per register and round)
 
-/// Round keys for `vaes512vbmi`, each key twice (`[k | k]`, two whole blocks per register).
-/// Constructed only when the CPU has VAES, AVX-512F/BW and AVX-512 VBMI.
-#[derive(Clone)]
-pub(crate) struct VbmiKeys {
-    first: __m512i,
-    mid: Vec<__m512i>,
-    last: __m512i,
-}
+kernel!(
+    /// Round keys as given (each key in both 256-bit halves at load: two whole blocks per
+    /// register). Constructed only when the CPU has VAES, AVX-512F/BW and AVX-512 VBMI. A
+    /// wide step is eight registers (sixteen blocks).
+    Vaes512Vbmi, 2 blocks per register, 8 registers, vbmi_xor_keystream
+);
 
-impl Drop for VbmiKeys {
-    fn drop(&mut self) {
-        self.first.zeroize();
-        self.mid.zeroize();
-        self.last.zeroize();
-    }
-}
-
-impl VbmiKeys {
-    /// `None` if the CPU lacks the features. `rk.len() >= 2` (validated by the caller).
-    pub(crate) fn new(rk: &[[u8; 32]]) -> Option<Self> {
-        if !Backend::Vaes512Vbmi.is_available() {
-            return None;
-        }
-        // SAFETY: the CPU has aes, vaes, avx2, avx512f, avx512bw and avx512vbmi (checked
-        // just above).
-        Some(unsafe { vbmi_expand(rk) })
-    }
-
-    pub(crate) fn encrypt_block(&self, block: &mut [u8; 32]) {
-        // SAFETY: `VbmiKeys` values exist only if `new` found the CPU features.
-        unsafe { vbmi_encrypt_block(self, block) }
-    }
-
-    pub(crate) fn ctr_xor(&self, ctr: &mut Counter, data: &mut [u8]) {
-        // SAFETY: `VbmiKeys` values exist only if `new` found the CPU features.
-        unsafe { vbmi_ctr_xor(self, ctr, data) }
-    }
-}
-
-#[target_feature(enable = "aes,vaes,avx2,avx512f,avx512bw,avx512vbmi")]
-fn vbmi_expand(rk: &[[u8; 32]]) -> VbmiKeys {
-    let zero = _mm512_setzero_si512();
-    let mut keys = VbmiKeys {
-        first: zero,
-        mid: Vec::with_capacity(rk.len().saturating_sub(2)),
-        last: zero,
-    };
-    let n = rk.len();
-    for (i, k) in rk.iter().enumerate() {
-        let v = broadcast32(k);
-        if i == 0 {
-            keys.first = v;
-        } else if i + 1 == n {
-            keys.last = v;
-        } else {
-            keys.mid.push(v);
-        }
-    }
-    keys
-}
-
-#[inline]
-#[target_feature(enable = "aes,vaes,avx2,avx512f,avx512bw,avx512vbmi")]
-fn vbmi_encrypt<const N: usize>(k: &VbmiKeys, st: &mut [__m512i; N]) {
-    let idx = load64(&layout::VPERMB);
-    for z in st.iter_mut() {
-        *z = _mm512_xor_si512(*z, k.first);
-    }
-    for rk in &k.mid {
-        for z in st.iter_mut() {
-            *z = _mm512_aesenc_epi128(_mm512_permutexvar_epi8(idx, *z), *rk);
-        }
-    }
-    for z in st.iter_mut() {
-        *z = _mm512_aesenclast_epi128(_mm512_permutexvar_epi8(idx, *z), k.last);
-    }
-}
-
-/// The next `2N` counter blocks, two per register; advances `ctr` by `2N`.
+/// A round key in both halves: `[k | k]`.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn duo_counters<const N: usize>(ctr: &mut Counter) -> [__m512i; N] {
-    let mut st = [_mm512_setzero_si512(); N];
-    for z in st.iter_mut() {
-        let x = ctr.next_limbs();
-        let y = ctr.next_limbs();
-        *z = two_blocks(x, y);
-    }
-    st
+fn duo_key(k: &Aligned<32>) -> __m512i {
+    // SAFETY: `k` is 32 readable bytes aligned to 64, as `load` requires.
+    _mm512_broadcast_i64x4(unsafe { _mm256_load_si256(k.0.as_ptr().cast()) })
 }
 
-#[target_feature(enable = "aes,vaes,avx2,avx512f,avx512bw,avx512vbmi")]
-fn vbmi_encrypt_block(k: &VbmiKeys, block: &mut [u8; 32]) {
-    let limbs = Counter::from_bytes(block);
-    let mut st = [two_blocks(limbs.0, [0; 4])];
-    vbmi_encrypt(k, &mut st);
-    let mut out = [0u8; 64];
-    store64(&mut out, st[0]);
-    let (blocks, _) = out.as_chunks::<32>();
-    if let Some(b) = blocks.first() {
-        *block = *b;
-    }
-    out.zeroize();
-}
-
-#[target_feature(enable = "aes,vaes,avx2,avx512f,avx512bw,avx512vbmi")]
-fn vbmi_ctr_xor(k: &VbmiKeys, ctr: &mut Counter, data: &mut [u8]) {
-    let (chunks, tail) = data.as_chunks_mut::<{ 64 * DUOS }>();
-    for chunk in chunks {
-        let mut st = duo_counters::<DUOS>(ctr);
-        vbmi_encrypt(k, &mut st);
-        let (regs, _) = chunk.as_chunks_mut::<64>();
-        for (z, ks) in regs.iter_mut().zip(st.iter()) {
-            store64(z, _mm512_xor_si512(load64(z), *ks));
-        }
-    }
-    match tail.len().div_ceil(64) {
-        0 => {}
-        1 => duo_tail::<1>(k, ctr, tail),
-        2 => duo_tail::<2>(k, ctr, tail),
-        3 | 4 => duo_tail::<4>(k, ctr, tail),
-        _ => duo_tail::<DUOS>(k, ctr, tail),
-    }
-}
-
-/// The last `tail.len() <= 64 * N` bytes through a stack buffer; the counter advances by
-/// the blocks actually used.
 #[inline]
 #[target_feature(enable = "aes,vaes,avx2,avx512f,avx512bw,avx512vbmi")]
-fn duo_tail<const N: usize>(k: &VbmiKeys, ctr: &mut Counter, tail: &mut [u8]) {
-    let mut c = *ctr;
-    let mut st = duo_counters::<N>(&mut c);
-    c.zeroize();
-    ctr.advance(tail.len().div_ceil(32));
+fn vbmi_encrypt<const N: usize>(k: &Vaes512Vbmi, st: &mut [__m512i; N]) {
+    // SAFETY: `VPERMB` is 64 readable bytes; `loadu` has no alignment requirement.
+    let idx = unsafe { _mm512_loadu_si512(layout::VPERMB.as_ptr().cast()) };
+    k.0.encrypt(
+        st,
+        |rk| duo_key(rk),
+        |z, rk| *z = _mm512_xor_si512(*z, *rk),
+        |z, rk| *z = _mm512_aesenc_epi128(_mm512_permutexvar_epi8(idx, *z), *rk),
+        |z, rk| *z = _mm512_aesenclast_epi128(_mm512_permutexvar_epi8(idx, *z), *rk),
+    );
+}
+
+/// The kernel step of `vaes512vbmi`: `2R` blocks of keystream XORed into `blocks`.
+#[target_feature(enable = "aes,vaes,avx2,avx512f,avx512bw,avx512vbmi")]
+fn vbmi_xor_keystream<const R: usize>(k: &Vaes512Vbmi, ctr: &mut Counter, blocks: &mut [[u8; 32]]) {
+    let mut st = counters::<R>(ctr);
     vbmi_encrypt(k, &mut st);
-    let mut buf = [[0u8; 64]; N];
-    for (b, z) in buf.iter_mut().zip(st.iter()) {
-        store64(b, *z);
+    let (twos, _) = blocks.as_chunks_mut::<2>();
+    for (two, ks) in twos.iter_mut().zip(st.iter()) {
+        store(two, _mm512_xor_si512(load(two), *ks));
     }
-    for (d, ks) in tail.iter_mut().zip(buf.as_flattened()) {
-        *d ^= ks;
-    }
-    buf.zeroize();
     st.zeroize();
 }
