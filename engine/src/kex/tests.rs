@@ -12,8 +12,7 @@ use crate::session::{Direction, Event, Opened, Output, Role, Session};
 use crate::testing::{TestRng, connected, established, pump, serve};
 use crate::transcript::sign;
 
-// `session`'s unit tests reach the linked keys and the clock through here.
-pub(crate) use crate::testing::{NOW, pair};
+use crate::testing::{NOW, pair};
 
 fn code(r: Result<impl Sized, Error>) -> u8 {
     match r {

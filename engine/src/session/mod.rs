@@ -702,10 +702,10 @@ mod zero_key_tests {
     use crate::packet::SEALED_ERROR_LEN;
     use crate::pq::OsEntropy;
 
-    use crate::kex::tests::NOW;
+    use crate::testing::NOW;
 
     fn pair(config: Config) -> (PeerKeys, PeerKeys) {
-        crate::kex::tests::pair(config, NOW)
+        crate::testing::pair(config, NOW)
     }
 
     /// A client and a server session whose channels face each other (no handshake).
